@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each bootstraps .venv when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@echo "== bootstrapping $(VENV) (first run: a few minutes) =="
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]' > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
+	$(BIN)/python -c "import harness, tensorflow, ray, mlflow, tensorflow_datasets"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/harness demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

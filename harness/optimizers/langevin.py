@@ -1,0 +1,183 @@
+"""The shared Langevin machinery: noise scale σ, seeded per-variable noise, the Layer Langevin mask.
+
+Preconditioned Langevin (paper, "Preconditioned Langevin Gradient Descent", after Li et al. 2016):
+
+    θ_{k} = θ_{k-1} − γ_k · P_k · ĝ_k + σ_k · √(γ_k · P_k) · ξ_k,     ξ_k ~ N(0, I)
+
+elementwise, where each optimizer defines its preconditioner P_k and drift direction ĝ_k (the
+gradient, or Adam's momentum). Layer Langevin adds the noise term only to the variables of the
+first fraction of the model's layers (`layer_langevin.py`).
+
+Noise comes from `noise.philox_normal` with key = seed and stream k · n_vars + i, k the step and
+i the variable's index in the optimizer: reproducible from `seed`, different for every variable
+and step, identical on every replica of a `MirroredStrategy` (each replica computes the same key
+and counter), and the same with and without XLA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
+
+from harness.optimizers.layer_langevin import check_fraction, noisy_variable_paths
+from harness.optimizers.noise import philox_normal
+
+
+def check_rate(name: str, value, *, allow_zero: bool):
+    """A float ≥ 0 (or > 0) or a `LearningRateSchedule`; anything else is a ValueError naming `name`."""
+    if isinstance(value, LearningRateSchedule):
+        return value
+    bound = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"{name} must be a number {bound} or a keras LearningRateSchedule; got {value!r}"
+        )
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
+    return value
+
+
+def check_unit(name: str, value, *, closed_high: bool = False) -> float:
+    """A decay rate in [0, 1) (or [0, 1]); anything else is a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
+    if not (0.0 <= value < 1.0 or (closed_high and value == 1.0)):
+        raise ValueError(f"{name} must be in [0, 1{']' if closed_high else ')'}; got {value!r}")
+    return float(value)
+
+
+def check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0; got {value!r}")
+    return float(value)
+
+
+class LangevinOptimizer(keras.optimizers.Optimizer):
+    """Base of the Langevin optimizers: owns σ, the noise seed and the per-variable noise mask.
+
+    Args:
+        learning_rate: γ, a float > 0 or a `LearningRateSchedule`.
+        sigma: σ, a float >= 0 or a `LearningRateSchedule` of the step; 0 is the plain optimizer.
+        seed: integer key of the noise stream.
+        layer_fraction: f in [0, 1]; noise only on the first f of `model.layers`. For 0 < f < 1
+            call `resolve_layer_fraction(model)` before training (it records which variables).
+        noisy_variables: explicit variable paths to receive noise (what `resolve_layer_fraction`
+            stores; kept in the config so a loaded model gets the same mask).
+        **kwargs: the Keras optimizer arguments (clipnorm, weight_decay, name, ...).
+
+    Subclasses implement `build` (their slots) and `update_step`, computing the increment with
+    `langevin_increment(variable, drift, learning_rate, preconditioner)`.
+    """
+
+    def __init__(
+        self,
+        learning_rate,
+        sigma,
+        seed: int = 0,
+        layer_fraction: float = 1.0,
+        noisy_variables: list[str] | None = None,
+        **kwargs,
+    ):
+        learning_rate = check_rate("learning_rate", learning_rate, allow_zero=False)
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self._sigma = check_rate("sigma", sigma, allow_zero=True)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+        self.seed = seed
+        self.layer_fraction = check_fraction(layer_fraction)
+        self.noisy_variables = None if noisy_variables is None else list(noisy_variables)
+        self._noise_mask: list[bool] = []
+
+    # -- Layer Langevin ---------------------------------------------------------------------------
+    def resolve_layer_fraction(self, model):
+        """Fix the noisy variables to those of the first `layer_fraction` of `model.layers`."""
+        if self.built:
+            raise ValueError("resolve_layer_fraction(model) must be called before the optimizer is built")
+        self.noisy_variables = noisy_variable_paths(model, self.layer_fraction)
+        return self
+
+    def _build_noise_mask(self, var_list):
+        """One flag per variable, by index: strictly per variable, never shared by shape."""
+        if self.noisy_variables is not None:
+            wanted = set(self.noisy_variables)
+            paths = [v.path for v in var_list]
+            missing = wanted - set(paths)
+            if missing:
+                raise ValueError(
+                    f"noisy_variables names variables the model does not have: {sorted(missing)[:5]}"
+                )
+            return [p in wanted for p in paths]
+        if self.layer_fraction in (0.0, 1.0):
+            return [self.layer_fraction == 1.0] * len(var_list)
+        raise ValueError(
+            f"layer_fraction={self.layer_fraction} must be resolved against the model: call "
+            "optimizer.resolve_layer_fraction(model) before compile/fit"
+        )
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._noise_mask = self._build_noise_mask(var_list)
+        self._num_vars = len(var_list)
+
+    # -- noise -------------------------------------------------------------------------------------
+    @property
+    def sigma(self):
+        return self._sigma
+
+    def current_sigma(self):
+        """σ_k for the step being taken (a schedule is evaluated at `iterations`, like γ)."""
+        if isinstance(self._sigma, LearningRateSchedule):
+            return self._sigma(self.iterations)
+        return self._sigma
+
+    def adds_noise(self, variable) -> bool:
+        """Whether `variable` gets a noise term (decided at trace time: no cost when False)."""
+        if isinstance(self._sigma, float) and self._sigma == 0.0:
+            return False
+        return self._noise_mask[self._get_variable_index(variable)]
+
+    def standard_normal(self, variable):
+        """ξ ~ N(0, I) of the variable's shape: `philox_normal` with key = seed and
+        stream = step · n_vars + index (step = `iterations`, 0-based)."""
+        index = self._get_variable_index(variable)
+        stream = ops.cast(self.iterations, "int64") * self._num_vars + index
+        return philox_normal(tuple(variable.shape), self.seed, stream, variable.dtype)
+
+    def langevin_increment(self, variable, drift, learning_rate, preconditioner):
+        """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller."""
+        if not self.adds_noise(variable):
+            return -drift
+        lr = ops.cast(learning_rate, variable.dtype)
+        sigma = ops.cast(self.current_sigma(), variable.dtype)
+        noise = sigma * ops.sqrt(lr * preconditioner) * self.standard_normal(variable)
+        return noise - drift
+
+    # -- serialisation -----------------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        sigma = self._sigma
+        if isinstance(sigma, LearningRateSchedule):
+            sigma = keras.saving.serialize_keras_object(sigma)
+        config.update(
+            {
+                "sigma": sigma,
+                "seed": self.seed,
+                "layer_fraction": self.layer_fraction,
+                "noisy_variables": self.noisy_variables,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if isinstance(config.get("sigma"), dict):
+            config["sigma"] = keras.saving.deserialize_keras_object(
+                config["sigma"], custom_objects=custom_objects
+            )
+        return super().from_config(config, custom_objects=custom_objects)

@@ -1,0 +1,115 @@
+"""Step schedules for γ and σ that the paper's experiments use and Keras lacks.
+
+All take the optimizer's step t (0-based iteration count) and are serialisable Keras objects.
+
+- `LogDecay`:  σ_t = σ_0 / √(ln(t / T + e))   (paper's last runs: T = 20 epochs' steps).
+- `OffAfter`:  v_t = v_0 for t < t_off, 0 afterwards ("noise until epoch E, then off").
+
+`from_spec` builds any schedule of a search-space file, epochs converted to steps:
+
+    {"name": "constant"}                      v_t = v_0
+    {"name": "log", "epochs": T}              LogDecay
+    {"name": "inverse_time", "epochs": T}     v_t = v_0 / (1 + t / T)   (Keras InverseTimeDecay)
+    {"name": "piecewise", "epoch": E, "factor": f}   v_0 before epoch E, f · v_0 from it on
+    {"name": "off_after", "epoch": E}         OffAfter
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+from keras.optimizers.schedules import (
+    InverseTimeDecay,
+    LearningRateSchedule,
+    PiecewiseConstantDecay,
+)
+
+SCHEDULE_NAMES = ("constant", "log", "inverse_time", "piecewise", "off_after")
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class LogDecay(LearningRateSchedule):
+    """σ_t = σ_0 / √(ln(t / T + e)): equals σ_0 at t = 0 and decays like 1/√ln t."""
+
+    def __init__(self, initial_value: float, decay_steps: float, name: str | None = None):
+        super().__init__()
+        if not decay_steps > 0:
+            raise ValueError(f"LogDecay decay_steps must be > 0; got {decay_steps!r}")
+        self.initial_value = float(initial_value)
+        self.decay_steps = float(decay_steps)
+        self.name = name
+
+    def __call__(self, step):
+        t = ops.cast(step, "float32")
+        return self.initial_value / ops.sqrt(ops.log(t / self.decay_steps + math.e))
+
+    def get_config(self):
+        return {"initial_value": self.initial_value, "decay_steps": self.decay_steps, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class OffAfter(LearningRateSchedule):
+    """v_t = v_0 for t < boundary_step, then 0: Langevin noise only in the first phase."""
+
+    def __init__(self, initial_value: float, boundary_step: int, name: str | None = None):
+        super().__init__()
+        if boundary_step < 0:
+            raise ValueError(f"OffAfter boundary_step must be >= 0; got {boundary_step!r}")
+        self.initial_value = float(initial_value)
+        self.boundary_step = int(boundary_step)
+        self.name = name
+
+    def __call__(self, step):
+        on = ops.cast(ops.less(step, self.boundary_step), "float32")
+        return self.initial_value * on
+
+    def get_config(self):
+        return {
+            "initial_value": self.initial_value,
+            "boundary_step": self.boundary_step,
+            "name": self.name,
+        }
+
+
+def _require(spec: dict, key: str, name: str):
+    if key not in spec:
+        raise ValueError(f"schedule {name!r} needs the field {key!r}")
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"schedule {name!r} field {key!r} must be a number >= 0; got {value!r}")
+    return value
+
+
+def from_spec(initial_value: float, spec: dict | None, steps_per_epoch: int):
+    """A float or a `LearningRateSchedule` for `initial_value` under the schedule `spec`.
+
+    Raises ValueError naming the allowed schedule names for an unknown one.
+    """
+    if spec is None:
+        return float(initial_value)
+    name = spec.get("name")
+    if name not in SCHEDULE_NAMES:
+        raise ValueError(f"unknown schedule name {name!r}; allowed: {', '.join(SCHEDULE_NAMES)}")
+    allowed = {"constant": set(), "log": {"epochs"}, "inverse_time": {"epochs"},
+               "piecewise": {"epoch", "factor"}, "off_after": {"epoch"}}[name]
+    unknown = set(spec) - allowed - {"name"}
+    if unknown:
+        raise ValueError(
+            f"schedule {name!r} has unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+    v0 = float(initial_value)
+    if name == "constant":
+        return v0
+    if name == "log":
+        return LogDecay(v0, _require(spec, "epochs", name) * steps_per_epoch)
+    if name == "inverse_time":
+        return InverseTimeDecay(v0, decay_steps=_require(spec, "epochs", name) * steps_per_epoch,
+                                decay_rate=1.0)
+    boundary = int(_require(spec, "epoch", name) * steps_per_epoch)
+    if name == "off_after":
+        return OffAfter(v0, boundary)
+    # Keras' PiecewiseConstantDecay keeps the first value while step <= boundary.
+    factor = float(_require(spec, "factor", name))
+    return PiecewiseConstantDecay([max(boundary - 1, 0)], [v0, v0 * factor])

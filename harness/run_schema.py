@@ -1,0 +1,75 @@
+"""What one trial records in MLflow: the names the runner writes and the analysis reads.
+
+One MLflow experiment per study, one MLflow run per trial (one (config, seed) pair).
+
+Params (strings in MLflow, the flattened trial config); the ones analysis groups by:
+    dataset, model, depth, optimizer (display name, e.g. "L-Adam", "LL-Adam", "Adam"),
+    base_optimizer ("adam", "rmsprop", "adadelta", "sgd", "adagrad"), sigma (initial noise scale,
+    0 for a baseline), layer_fraction (1 = full Langevin), learning_rate, seed, epochs, batch_size.
+Metrics per epoch, logged with step = epoch (1-based):
+    train_loss, train_accuracy, val_loss, val_accuracy, epoch_time_s, images_per_s.
+Final metrics, logged once with step = last epoch:
+    test_loss, test_accuracy.
+Tags:
+    run_kind ("trial" for a training run, "analysis" for the run that holds an analysis' report),
+    study, trial_id, status (one of STATUSES), pair (the base optimizer: a baseline and its
+    Langevin twins share it), variant (one of VARIANTS), plus provenance (git_commit,
+    tensorflow_version, ray_version, devices).
+"""
+
+from __future__ import annotations
+
+EPOCH_METRICS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_time_s",
+    "images_per_s",
+)
+FINAL_METRICS = ("test_loss", "test_accuracy")
+
+GROUP_PARAMS = ("dataset", "model", "depth", "optimizer", "base_optimizer", "sigma", "layer_fraction")
+
+RUN_KIND_TRIAL = "trial"
+RUN_KIND_ANALYSIS = "analysis"
+
+STATUS_FINISHED = "finished"
+STATUS_DIVERGED = "diverged"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_FINISHED, STATUS_DIVERGED, STATUS_FAILED)
+
+VARIANT_BASELINE = "baseline"  # sigma = 0 or layer_fraction = 0
+VARIANT_LANGEVIN = "langevin"  # noise on every layer (layer_fraction = 1)
+VARIANT_LAYER = "layer-langevin"  # noise on the first fraction of layers only
+VARIANTS = (VARIANT_BASELINE, VARIANT_LANGEVIN, VARIANT_LAYER)
+
+BASE_DISPLAY = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "rmsprop": "RMSprop",
+    "adadelta": "Adadelta",
+    "adagrad": "Adagrad",
+}
+
+
+def variant_of(sigma: float, layer_fraction: float) -> str:
+    """Classify a trial: no noise anywhere is the baseline; noise on all layers is Langevin."""
+    if sigma == 0 or layer_fraction == 0:
+        return VARIANT_BASELINE
+    return VARIANT_LANGEVIN if layer_fraction >= 1 else VARIANT_LAYER
+
+
+def display_name(base_optimizer: str, sigma: float, layer_fraction: float) -> str:
+    """The paper's names: Adam, L-Adam (full Langevin), LL-Adam (Layer Langevin)."""
+    prefix = {VARIANT_BASELINE: "", VARIANT_LANGEVIN: "L-", VARIANT_LAYER: "LL-"}
+    return prefix[variant_of(sigma, layer_fraction)] + BASE_DISPLAY[base_optimizer]
+
+
+# Tag keys (additions for the analysis: the names above, as constants).
+TAG_RUN_KIND = "run_kind"
+TAG_STUDY = "study"
+TAG_TRIAL_ID = "trial_id"
+TAG_STATUS = "status"
+TAG_PAIR = "pair"
+TAG_VARIANT = "variant"
