@@ -1,0 +1,356 @@
+"""The analysis against a real MLflow sqlite store holding synthetic trials with planted effects.
+
+Study "growth", dataset mnist, model dense, depths 3/20/30/40, 6 seeds per arm:
+- adam: L-Adam − Adam = GAIN[depth] (0 at depth 3, positive from 20 on, growing) plus a
+  seed-wise jitter that sums to 0 at every depth;
+- rmsprop: L-RMSprop − RMSprop = jitter only (no effect);
+- adadelta: 2 seeds at depths 3 and 20 (too few for an interval);
+- at depth 40, Adam seed 6 failed (no metrics) and L-Adam seed 7 diverged (NaN losses, accuracy
+  0.1), their partners finished; at depth 30 Adam seed 8 has no L-Adam partner.
+Every curve is val_accuracy_e = final · (1 − 0.5^e) over 5 epochs, epoch_time_s = 2 (baseline) or
+3 (Langevin).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from harness.analysis import plots
+from harness.analysis.curves import trials_to_target
+from harness.analysis.load import load_study
+from harness.analysis.report import analyze
+from harness.cli import main
+from harness.run_schema import (
+    RUN_KIND_ANALYSIS,
+    RUN_KIND_TRIAL,
+    STATUS_DIVERGED,
+    STATUS_FAILED,
+    STATUS_FINISHED,
+    TAG_PAIR,
+    TAG_RUN_KIND,
+    TAG_STATUS,
+    TAG_STUDY,
+    TAG_TRIAL_ID,
+    TAG_VARIANT,
+    display_name,
+    variant_of,
+)
+
+STUDY = "growth"
+DEPTHS = (3, 20, 30, 40)
+SEEDS = range(6)
+GAIN = {3: 0.0, 20: 0.02, 30: 0.03, 40: 0.04}
+JITTER = (-0.003, 0.003, -0.001, 0.001, -0.002, 0.002)  # per seed; mean 0
+EPOCHS = 5
+SIGMA = 1e-3
+
+
+def _base_accuracy(depth: int, seed: int) -> float:
+    return 0.9 - 0.001 * depth + 0.004 * seed
+
+
+def _curve_metrics(final: float, time_s: float, diverged: bool) -> dict[str, list[float]]:
+    val = [final * (1 - 0.5**e) for e in range(1, EPOCHS + 1)]
+    loss = [math.nan if diverged else 1 - v for v in val]
+    return {
+        "train_accuracy": val,
+        "val_accuracy": val,
+        "train_loss": loss,
+        "val_loss": loss,
+        "epoch_time_s": [time_s] * EPOCHS,
+        "images_per_s": [1000.0] * EPOCHS,
+    }
+
+
+def _log_trial(client, experiment_id, base, depth, seed, sigma, accuracy, status, epochs):
+    from mlflow.entities import Metric, Param
+
+    variant = variant_of(sigma, 1.0)
+    params = {
+        "dataset": "mnist",
+        "model": "dense",
+        "depth": depth,
+        "optimizer": display_name(base, sigma, 1.0),
+        "base_optimizer": base,
+        "sigma": sigma,
+        "layer_fraction": 1.0,
+        "learning_rate": 5e-3,
+        "seed": seed,
+        "epochs": EPOCHS,
+        "batch_size": 512,
+    }
+    tags = {
+        TAG_RUN_KIND: RUN_KIND_TRIAL,
+        TAG_STUDY: STUDY,
+        TAG_TRIAL_ID: f"{base}-{variant}-{depth}-{seed}",
+        TAG_STATUS: status,
+        TAG_PAIR: base,
+        TAG_VARIANT: variant,
+    }
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    metrics = []
+    if status != STATUS_FAILED:
+        curves = _curve_metrics(accuracy, 2.0 if sigma == 0 else 3.0, status == STATUS_DIVERGED)
+        metrics = [
+            Metric(key, value, now + step, step)
+            for key, values in curves.items()
+            for step, value in enumerate(values[:epochs], start=1)
+        ]
+        metrics += [
+            Metric("test_accuracy", accuracy, now, epochs),
+            Metric(
+                "test_loss", math.nan if status == STATUS_DIVERGED else 1 - accuracy, now, epochs
+            ),
+        ]
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+    client.set_terminated(run_id, "FAILED" if status == STATUS_FAILED else "FINISHED")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The tracking URI of a sqlite store with the study described in the module docstring."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment(STUDY, artifact_location=(root / "artifacts").as_uri())
+    client.create_experiment("empty", artifact_location=(root / "artifacts").as_uri())
+    # (base optimizer, depth, seed, sigma, test accuracy, status, epochs logged)
+    planted = [
+        (pair, depth, seed, sigma, _base_accuracy(depth, seed) + effect, STATUS_FINISHED, EPOCHS)
+        for depth in DEPTHS
+        for seed in SEEDS
+        for pair, gain in (("adam", GAIN[depth]), ("rmsprop", 0.0))
+        for sigma, effect in ((0.0, 0.0), (SIGMA, gain + JITTER[seed]))
+    ]
+    planted += [
+        ("adadelta", depth, seed, sigma, 0.8, STATUS_FINISHED, EPOCHS)
+        for seed in (0, 1)
+        for depth in (3, 20)
+        for sigma in (0.0, SIGMA)
+    ]
+    planted += [
+        ("adam", 40, 6, 0.0, 0.0, STATUS_FAILED, 0),
+        ("adam", 40, 6, SIGMA, _base_accuracy(40, 6) + GAIN[40], STATUS_FINISHED, EPOCHS),
+        ("adam", 40, 7, 0.0, _base_accuracy(40, 7), STATUS_FINISHED, EPOCHS),
+        ("adam", 40, 7, SIGMA, 0.1, STATUS_DIVERGED, 3),
+        ("adam", 30, 8, 0.0, _base_accuracy(30, 8), STATUS_FINISHED, EPOCHS),
+    ]
+    for trial in planted:
+        _log_trial(client, experiment_id, *trial)
+    sigmas_id = client.create_experiment("sigmas", artifact_location=(root / "artifacts").as_uri())
+    for sigma in (0.0, SIGMA, 5 * SIGMA):
+        _log_trial(client, sigmas_id, "adam", 3, 0, sigma, 0.9, STATUS_FINISHED, EPOCHS)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def analysis(store):
+    return analyze(load_study(STUDY, store), "test_accuracy", target=0.8)
+
+
+def _row(frame, **keys):
+    selected = frame
+    for key, value in keys.items():
+        selected = selected[selected[key] == value]
+    assert len(selected) == 1, keys
+    return selected.iloc[0]
+
+
+def test_load_gives_one_row_per_trial_and_per_epoch(analysis):
+    trials, epochs = analysis.study.trials, analysis.study.epochs
+    assert len(trials) == 2 * 2 * len(DEPTHS) * len(SEEDS) + 8 + 5
+    assert set(trials["arm"]) == {
+        "Adam",
+        "L-Adam",
+        "RMSprop",
+        "L-RMSprop",
+        "Adadelta",
+        "L-Adadelta",
+    }
+    assert trials["depth"].dtype == "Int64" and trials["sigma"].dtype == float
+    assert epochs.groupby("run_id").size().max() == EPOCHS
+    failed = _row(trials, arm="Adam", depth=40, seed=6)
+    assert failed["status"] == STATUS_FAILED and math.isnan(failed["best_val_accuracy"])
+    finished = _row(trials, arm="Adam", depth=3, seed=0)
+    assert finished["best_val_accuracy"] == pytest.approx(_base_accuracy(3, 0) * (1 - 0.5**EPOCHS))
+    assert finished["epochs_done"] == EPOCHS
+
+
+def test_load_by_id_names_each_noise_setting_of_one_optimizer(store):
+    from mlflow import MlflowClient
+
+    experiment_id = MlflowClient(store).get_experiment_by_name("sigmas").experiment_id
+    study = load_study(experiment_id, store)
+    assert study.name == "sigmas"
+    assert set(study.trials["arm"]) == {"Adam", "L-Adam (σ=0.001, f=1)", "L-Adam (σ=0.005, f=1)"}
+
+
+def test_failed_and_diverged_are_counted_not_averaged(analysis):
+    summary = analysis.summary
+    adam = _row(summary, arm="Adam", depth=40)
+    assert (adam["n_trials"], adam["n_finished"], adam["n_failed"], adam["n_diverged"]) == (
+        8,
+        7,
+        1,
+        0,
+    )
+    expected = np.mean([_base_accuracy(40, s) for s in [*SEEDS, 7]])
+    assert adam["test_accuracy_n"] == 7 and adam["test_accuracy_mean"] == pytest.approx(expected)
+    langevin = _row(summary, arm="L-Adam", depth=40)
+    assert (langevin["n_trials"], langevin["n_diverged"], langevin["test_accuracy_n"]) == (8, 1, 7)
+    assert langevin["test_accuracy_mean"] > 0.8  # the diverged 0.1 is not in it
+    assert (
+        langevin["test_accuracy_ci_low"]
+        < langevin["test_accuracy_mean"]
+        < langevin["test_accuracy_ci_high"]
+    )
+
+
+def test_gain_growing_with_depth_gives_positive_slope_and_onset(analysis):
+    for depth in DEPTHS:
+        gain = _row(analysis.gains, arm="L-Adam", depth=depth)
+        assert gain["mean_gain"] == pytest.approx(GAIN[depth], abs=1e-9)
+        assert (gain["ci_low"] > 0) == (depth >= 20)
+        assert gain["ci_low"] <= gain["mean_gain"] <= gain["ci_high"]
+    trend = _row(analysis.trend, arm="L-Adam")
+    assert trend["slope"] > 0 and trend["slope_ci_low"] > 0 and trend["slope_p"] < 0.01
+    assert trend["onset_depth"] == 20
+
+
+def test_no_effect_gives_intervals_covering_zero(analysis):
+    for depth in DEPTHS:
+        gain = _row(analysis.gains, arm="L-RMSprop", depth=depth)
+        assert gain["ci_low"] < 0 < gain["ci_high"] and gain["boot_low"] < 0 < gain["boot_high"]
+        assert gain["p_wilcoxon"] > 0.05 and gain["p_ttest"] > 0.05 and gain["win_rate"] == 0.5
+    trend = _row(analysis.trend, arm="L-RMSprop")
+    assert trend["slope_ci_low"] < 0 < trend["slope_ci_high"] and math.isnan(trend["onset_depth"])
+
+
+def test_pairing_uses_seeds_on_both_sides_and_says_which_are_not(analysis):
+    gain40 = _row(analysis.gains, arm="L-Adam", depth=40)
+    assert gain40["n_pairs"] == len(SEEDS)
+    assert gain40["unpaired"] == "Adam only: seeds 7; L-Adam only: seeds 6"
+    assert gain40["mean_gain"] == pytest.approx(GAIN[40])
+    gain30 = _row(analysis.gains, arm="L-Adam", depth=30)
+    assert (gain30["n_pairs"], gain30["unpaired"]) == (len(SEEDS), "Adam only: seeds 8")
+    few = _row(analysis.gains, arm="L-Adadelta", depth=3)
+    assert few["n_pairs"] == 2 and math.isnan(few["ci_low"]) and math.isnan(few["p_wilcoxon"])
+    assert few["note"].startswith("too few seeds (n=2")
+
+
+def test_time_to_target(analysis):
+    per_trial = trials_to_target(analysis.study.epochs, 0.8)
+    adam = _row(
+        per_trial, arm="Adam", depth=3, seed=0
+    )  # final 0.897: 0.785 at e = 3, 0.841 at e = 4
+    assert (adam["epochs_to_target"], adam["seconds_to_target"]) == (4, 8.0)
+    langevin = _row(per_trial, arm="L-Adam", depth=40, seed=0)  # final 0.897, 3 s per epoch
+    assert (langevin["epochs_to_target"], langevin["seconds_to_target"]) == (4, 12.0)
+    adadelta = _row(analysis.to_target, arm="Adadelta", depth=3)  # final 0.8 never reached
+    assert (adadelta["n"], adadelta["n_reached"]) == (2, 0)
+
+
+def test_plots_hold_the_expected_series(analysis):
+    figure = plots.metric_vs_depth(analysis.summary, "test_accuracy")[
+        "test_accuracy-vs_depth-mnist-dense"
+    ]
+    panels = {ax.get_title(): ax for ax in figure.axes}
+    assert set(panels) == {"adam", "rmsprop", "adadelta"}
+    lines = {line.get_label(): line for line in panels["adam"].get_lines()}
+    assert list(lines) == ["Adam", "L-Adam"]
+    adam = analysis.summary[analysis.summary["arm"] == "Adam"].sort_values("depth")
+    np.testing.assert_allclose(lines["Adam"].get_xdata(), DEPTHS)
+    np.testing.assert_allclose(lines["Adam"].get_ydata(), adam["test_accuracy_mean"])
+    assert len(panels["adam"].collections) == 2  # one CI band per arm
+
+    (ax,) = plots.gain_vs_depth(analysis.gains, analysis.trend, "test_accuracy")[
+        "gain_vs_depth-mnist-dense"
+    ].axes
+    gains = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(
+        gains["L-Adam − Adam"].get_ydata(), [GAIN[d] for d in DEPTHS], atol=1e-9
+    )
+    assert {
+        "fit L-Adam − Adam",
+        "L-RMSprop − RMSprop",
+        "fit L-RMSprop − RMSprop",
+        "L-Adadelta − Adadelta",
+    } <= set(gains)
+
+    curves = plots.curves_by_depth(analysis.curves, "val_accuracy")[
+        "curves-val_accuracy-mnist-dense"
+    ]
+    assert [ax.get_title() for ax in curves.axes] == [f"depth {d}" for d in DEPTHS]
+    first = {line.get_label(): line for line in curves.axes[0].get_lines()}
+    np.testing.assert_allclose(
+        first["Adadelta"].get_ydata(), [0.8 * (1 - 0.5**e) for e in range(1, EPOCHS + 1)]
+    )
+
+
+def test_cli_writes_report_logs_analysis_run_and_prints_table(store, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert (
+        main(["analyze", STUDY, "--tracking-uri", store, "--out", str(out), "--target", "0.8"]) == 0
+    )
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[2].split()
+    assert header[:3] == ["dataset", "model", "depth"] and "L-Adam" in header
+    assert "CI is above 0 from depth 20 on" in printed
+    for name in [
+        "summary.csv",
+        "gains.csv",
+        "depth_trend.csv",
+        "time_to_target.csv",
+        "report.md",
+        "test_accuracy-vs_depth-mnist-dense.png",
+        "gain_vs_depth-mnist-dense.svg",
+        "curves-val_accuracy-mnist-dense.png",
+    ]:
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "| dataset | model | depth | Adadelta |" in report and "Adam only: seeds 7" in report
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name(STUDY)
+    (run,) = client.search_runs(
+        [experiment.experiment_id], f"tags.{TAG_RUN_KIND} = '{RUN_KIND_ANALYSIS}'"
+    )
+    assert "report.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    reloaded = load_study(STUDY, store)
+    assert len(reloaded.trials) == 2 * 2 * len(DEPTHS) * len(SEEDS) + 13  # analysis run ignored
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["nope"], "unknown study 'nope' in sqlite:"),
+        (["empty"], "study 'empty' (experiment"),
+        (
+            ["growth", "--metric", "accuracy"],
+            "metric 'accuracy' is not logged in study 'growth'; logged: epoch_time_s",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_line(store, tmp_path, capsys, argv, message):
+    assert main(["analyze", *argv, "--tracking-uri", store, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    if argv == ["nope"]:
+        assert "studies: Default, empty, growth, sigmas" in err
+
+
+def test_cli_missing_store_is_not_created(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert main(["analyze", STUDY, "--tracking-uri", uri]) == 2
+    assert (
+        "no MLflow store at" in capsys.readouterr().err and not (tmp_path / "missing.db").exists()
+    )
