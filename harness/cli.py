@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 # Modules that contribute sub-commands, in the order `harness --help` lists them.
 COMMAND_MODULES = [
     "harness.demo",
+    "harness.data.cli",
     "harness.analysis.cli",
 ]
 

@@ -1,0 +1,181 @@
+"""tf.data pipelines: validation carved from train, preprocessing, augmentation, batching.
+
+The decoded uint8 images of a dataset are read once and held in memory (this is the cache after
+decode: tfds' PNGs are never decoded twice), then each split is a `from_tensor_slices` pipeline:
+
+- train: shuffle (seeded, reshuffled every epoch) → [augment, per example, in parallel] → batch →
+  scale to float32 → prefetch;
+- validation / test: batch → scale → prefetch, in a fixed order.
+
+Scaling is pixels/255, optionally followed by per-channel standardisation with the mean and
+standard deviation of the (carved) training images. CIFAR augmentation (He et al. 2016, §4.2):
+zero-pad 4 pixels per side, take a random 32×32 crop, flip horizontally with probability 1/2.
+
+Determinism: the shuffle uses `seed`; the augmentation draws come from stateless ops keyed by
+`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, zipped to the shuffled examples,
+so parallel `map` calls cannot reorder them. The same seed therefore gives the same order and the
+same augmented images in every epoch of a rebuilt pipeline, and every epoch differs from the last.
+
+`batch_size` is the global batch: Keras' `fit` under a `tf.distribute` strategy splits each batch
+across replicas; the auto-shard policy is DATA so that several workers read disjoint examples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from harness.data import synthetic, tfds_source
+from harness.data.catalog import DatasetInfo, check_name, dataset_info
+from harness.errors import HarnessError
+
+SPLITS = ("train", "validation", "test")
+PAD = 4
+
+
+def carve_validation(num_train: int, validation_size: int, seed: int):
+    """(train indices, validation indices): a seeded random `validation_size` subset of
+    range(num_train) becomes validation, the rest train; both sorted, disjoint."""
+    if not 0 <= validation_size < num_train:
+        raise HarnessError(
+            f"validation_size must be in [0, {num_train}) for {num_train} training examples, "
+            f"got {validation_size}"
+        )
+    order = np.random.default_rng(seed).permutation(num_train)
+    return np.sort(order[validation_size:]), np.sort(order[:validation_size])
+
+
+def _scaler(train_images: np.ndarray, standardize: bool):
+    """Batch function uint8 images → float32 pixels/255, per-channel standardised if asked."""
+    if not standardize:
+        return lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels)
+    scaled = train_images.reshape(-1, train_images.shape[-1]).astype(np.float64) / 255.0
+    mean = tf.constant(scaled.mean(axis=0), tf.float32)
+    std = tf.constant(np.maximum(scaled.std(axis=0), 1e-6), tf.float32)
+    return lambda images, labels: ((tf.cast(images, tf.float32) / 255.0 - mean) / std, labels)
+
+
+def _augment(example, key):
+    """Pad-4, random crop back to the original size, random horizontal flip (stateless)."""
+    (image, label), crop_key, flip_key = example, key[0], key[1]
+    height, width, channels = image.shape
+    padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, (height, width, channels), seed=crop_key)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_key), label
+
+
+def _keys(seed: int) -> tf.data.Dataset:
+    """Per-example stateless seeds, shape (2, 2): new each epoch, the same for the same seed."""
+    return (
+        tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        .batch(2, drop_remainder=True)
+        .batch(2, drop_remainder=True)
+    )
+
+
+def _pipeline(images, labels, batch_size, *, scale, train=False, augment=False, seed=0):
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if train:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        if augment:
+            ds = tf.data.Dataset.zip(ds, _keys(seed)).map(
+                _augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            )
+    ds = ds.batch(batch_size).map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _read(name: str, data_dir, limit, synthetic_options) -> tuple[DatasetInfo, dict]:
+    info = dataset_info(name, **synthetic_options)
+    if limit is not None and int(limit) < 1:
+        raise HarnessError(f"limit must be a positive number of examples, got {limit}")
+    if name == "synthetic":
+        arrays = synthetic.make_arrays(info)
+        if limit is not None:
+            arrays = {k: (x[: int(limit)], y[: int(limit)]) for k, (x, y) in arrays.items()}
+    else:
+        arrays = tfds_source.read_arrays(name, data_dir, limit)
+    return info, arrays
+
+
+def _build(
+    name: str,
+    splits: tuple,
+    batch_size: int,
+    seed: int,
+    *,
+    validation_size: int | None = None,
+    augment: bool | None = None,
+    standardize: bool = False,
+    data_dir=None,
+    limit: int | None = None,
+    **synthetic_options,
+) -> list:
+    check_name(name)
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise HarnessError(f"batch_size must be a positive integer, got {batch_size!r}")
+    info, arrays = _read(name, data_dir, limit, synthetic_options)
+    train_images, train_labels = arrays["train"]
+    if validation_size is None:
+        validation_size = info.default_validation_size if limit is None else len(train_images) // 10
+    train_idx, val_idx = carve_validation(len(train_images), int(validation_size), seed)
+    augment = info.augments_by_default if augment is None else bool(augment)
+    scale = _scaler(train_images[train_idx], standardize)
+    out = []
+    for split in splits:
+        if split == "train":
+            out.append(
+                _pipeline(
+                    train_images[train_idx],
+                    train_labels[train_idx],
+                    batch_size,
+                    scale=scale,
+                    train=True,
+                    augment=augment,
+                    seed=seed,
+                )
+            )
+        elif split == "validation":
+            out.append(
+                _pipeline(train_images[val_idx], train_labels[val_idx], batch_size, scale=scale)
+                if len(val_idx)
+                else None
+            )
+        else:
+            out.append(_pipeline(*arrays["test"], batch_size, scale=scale))
+    return out
+
+
+def load_splits(
+    name: str, batch_size: int, seed: int, **options
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None, tf.data.Dataset]:
+    """(train, validation, test) batched datasets of (float32 image, int64 label), decoded once.
+
+    Keyword options:
+    - `validation_size`: examples carved from the training split by `seed` (None: 5000, or a
+      tenth of the training examples for `synthetic` and whenever `limit` is set; 0: no
+      validation split, returned as None). The test split is never used for selection.
+    - `augment`: None is the dataset's default (CIFAR: pad-4 + random crop + flip; others: none);
+      only the train split is ever augmented.
+    - `standardize`: per-channel standardisation with the training images' statistics.
+    - `data_dir`: tfds data dir (None: tfds' default, which honours TFDS_DATA_DIR).
+    - `limit`: read only the first `limit` examples of the source train and test splits; the
+      validation split is carved from those.
+    - `shape`, `num_classes`, `train_size`, `test_size`: the `synthetic` dataset's options.
+
+    Raises HarnessError at once when a tfds dataset is not prepared (see `prepare`).
+    """
+    return tuple(_build(name, SPLITS, batch_size, seed, **options))
+
+
+def load_dataset(name: str, split: str, batch_size: int, seed: int, **options) -> tf.data.Dataset:
+    """One split ("train", "validation" or "test") of `name`; options as in `load_splits`."""
+    if split not in SPLITS:
+        raise HarnessError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    (dataset,) = _build(name, (split,), batch_size, seed, **options)
+    if dataset is None:
+        raise HarnessError("validation_size is 0: there is no validation split")
+    return dataset
