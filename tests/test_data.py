@@ -147,6 +147,9 @@ def test_training_order_and_augmentation_repeat_with_the_seed_and_change_each_ep
         np.testing.assert_array_equal(y1, y2)
     (epoch1_x, epoch1_y), (epoch2_x, epoch2_y) = first
     assert not np.array_equal(epoch1_y, epoch2_y)  # reshuffled
+    assert _as_multiset(epoch1_x, epoch1_y) != _as_multiset(epoch2_x, epoch2_y)  # re-augmented
+    unaugmented = _two_epochs(seed=5, augment=False)
+    assert _as_multiset(*unaugmented[0]) == _as_multiset(*unaugmented[1])
     other_x, _ = _two_epochs(seed=6)[0]
     assert not np.array_equal(epoch1_x, other_x)
 
@@ -164,28 +167,35 @@ def test_evaluation_splits_are_neither_shuffled_nor_augmented():
 
 
 def test_augmentation_is_a_padded_crop_with_optional_flip():
-    image = tf.constant(
-        np.arange(32 * 32 * 3, dtype=np.int32).reshape(32, 32, 3) % 251 + 1, tf.uint8
-    )
-    padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)))
-    crops = {
-        (dy, dx, flip): (
-            padded[dy : dy + 32, dx : dx + 32, :][:, ::-1]
-            if flip
-            else padded[dy : dy + 32, dx : dx + 32, :]
-        )
-        for dy in range(9)
-        for dx in range(9)
-        for flip in (False, True)
-    }
+    image = np.arange(32 * 32 * 3, dtype=np.int32).reshape(32, 32, 3) % 251 + 1
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+    crops = {}
+    for dy in range(9):
+        for dx in range(9):
+            crop = padded[dy : dy + 32, dx : dx + 32, :]
+            crops[(dy, dx, False)], crops[(dy, dx, True)] = crop, crop[:, ::-1]
+    batch = tf.constant(np.stack([image] * 64), tf.uint8)
+    key = tf.constant([[1, 2], [3, 4]], tf.int64)
+    out = _augment(batch, key).numpy()
+    assert out.shape == (64, 32, 32, 3) and out.dtype == np.uint8
     seen = set()
-    for i in range(40):
-        out, label = _augment((image, tf.constant(7)), tf.constant([[i, 1], [i, 2]], tf.int64))
-        assert out.shape == (32, 32, 3) and int(label) == 7
-        match = [key for key, crop in crops.items() if np.array_equal(out.numpy(), crop)]
+    for augmented in out:
+        match = [k for k, crop in crops.items() if np.array_equal(augmented, crop)]
         assert len(match) == 1
         seen.add(match[0])
-    assert len({key[:2] for key in seen}) > 10 and {key[2] for key in seen} == {False, True}
+    assert len({k[:2] for k in seen}) > 10 and {k[2] for k in seen} == {False, True}
+    np.testing.assert_array_equal(_augment(batch, key).numpy(), out)
+    assert not np.array_equal(_augment(batch, key + 1).numpy(), out)
+
+
+def test_a_two_replica_strategy_splits_each_global_batch():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    train = load_dataset("synthetic", "train", 16, seed=0, augment=True, **SMALL)
+    batch, _ = next(iter(strategy.experimental_distribute_dataset(train)))
+    shapes = [x.shape for x in strategy.experimental_local_results(batch)]
+    assert len(shapes) == len(devices) >= 2
+    assert all(shape == (16 // len(devices), 8, 8, 3) for shape in shapes)
 
 
 def test_standardize_uses_the_training_statistics():

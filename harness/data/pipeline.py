@@ -1,18 +1,21 @@
 """tf.data pipelines: validation carved from train, preprocessing, augmentation, batching.
 
 The decoded uint8 images of a dataset are read once and held in memory (this is the cache after
-decode: tfds' PNGs are never decoded twice), then each split is a `from_tensor_slices` pipeline:
+decode: tfds' PNGs are never decoded twice). Each split is then a pipeline of example indices:
 
-- train: shuffle (seeded, reshuffled every epoch) → [augment, per example, in parallel] → batch →
-  scale to float32 → prefetch;
-- validation / test: batch → scale → prefetch, in a fixed order.
+- train: shuffle the indices (seeded, reshuffled every epoch) → batch → gather the images →
+  [augment the batch] → scale to float32 → prefetch;
+- validation / test: the same in a fixed order, never augmented.
+
+Gathering whole batches keeps tf.data's per-example overhead to shuffling integers, and the
+gather/augment/scale map runs in parallel (`AUTOTUNE`, deterministic order).
 
 Scaling is pixels/255, optionally followed by per-channel standardisation with the mean and
 standard deviation of the (carved) training images. CIFAR augmentation (He et al. 2016, §4.2):
 zero-pad 4 pixels per side, take a random 32×32 crop, flip horizontally with probability 1/2.
 
 Determinism: the shuffle uses `seed`; the augmentation draws come from stateless ops keyed by
-`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, zipped to the shuffled examples,
+`tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, zipped to the shuffled batches,
 so parallel `map` calls cannot reorder them. The same seed therefore gives the same order and the
 same augmented images in every epoch of a rebuilt pipeline, and every epoch differs from the last.
 
@@ -55,17 +58,26 @@ def _scaler(train_images: np.ndarray, standardize: bool):
     return lambda images, labels: ((tf.cast(images, tf.float32) / 255.0 - mean) / std, labels)
 
 
-def _augment(example, key):
-    """Pad-4, random crop back to the original size, random horizontal flip (stateless)."""
-    (image, label), crop_key, flip_key = example, key[0], key[1]
-    height, width, channels = image.shape
-    padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]])
-    image = tf.image.stateless_random_crop(padded, (height, width, channels), seed=crop_key)
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_key), label
+def _augment(images, key):
+    """Per image: zero-pad 4, random crop back to the original size, flip with probability 1/2.
+
+    Vectorised over the batch (B, H, W, C): offsets and flips are stateless draws from `key`
+    (shape (2, 2)), the crops are two batched gathers.
+    """
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    offsets = tf.random.stateless_uniform(
+        (batch, 2), seed=key[0], minval=0, maxval=2 * PAD + 1, dtype=tf.int32
+    )
+    rows = offsets[:, :1] + tf.range(height)
+    cols = offsets[:, 1:] + tf.range(width)
+    crops = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform((batch,), seed=key[1]) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(crops, axis=[2]), crops)
 
 
 def _keys(seed: int) -> tf.data.Dataset:
-    """Per-example stateless seeds, shape (2, 2): new each epoch, the same for the same seed."""
+    """Per-batch stateless seeds, shape (2, 2): new each epoch, the same for the same seed."""
     return (
         tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         .batch(2, drop_remainder=True)
@@ -74,14 +86,23 @@ def _keys(seed: int) -> tf.data.Dataset:
 
 
 def _pipeline(images, labels, batch_size, *, scale, train=False, augment=False, seed=0):
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    """Batches of example indices (shuffled for training) → gathered images → [augment] → scale."""
+    images, labels = tf.constant(images), tf.constant(labels)
+    ds = tf.data.Dataset.range(len(labels))
     if train:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        if augment:
-            ds = tf.data.Dataset.zip(ds, _keys(seed)).map(
-                _augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-    ds = ds.batch(batch_size).map(scale, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    if augment:
+        ds = tf.data.Dataset.zip(ds, _keys(seed))
+
+    def fetch(index, key=None):
+        batch = tf.gather(images, index)
+        if key is not None:
+            batch = _augment(batch, key)
+        return scale(batch, tf.gather(labels, index))
+
+    ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
