@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import harness, tensorflow, ray, mlflow, tensorflow_datasets"
 	touch $(STAMP)
 
+# Real MNIST for the demo: the official archives in MNIST_DIR when present, else a download.
+MNIST_DIR ?= ../shared/datasets/mnist
+
 demo: $(STAMP)
-	$(BIN)/harness demo
+	$(BIN)/harness data prepare mnist $(if $(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),--from $(MNIST_DIR))
+	$(BIN)/harness run search_spaces/smoke.yaml
+	$(BIN)/harness analyze smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,8 +12,8 @@ Final metrics, logged once with step = last epoch:
     test_loss, test_accuracy.
 Tags:
     run_kind ("trial" for a training run, "analysis" for the run that holds an analysis' report),
-    study, trial_id, status (one of STATUSES), pair (the base optimizer: a baseline and its
-    Langevin twins share it), variant (one of VARIANTS), plus provenance (git_commit,
+    study, trial_key, status (one of STATUSES once the trial ended; running or interrupted
+    before), pair (the base optimizer: a baseline and its Langevin twins share it), variant (one of VARIANTS), plus provenance (git_commit,
     tensorflow_version, ray_version, devices).
 """
 
@@ -38,6 +38,9 @@ STATUS_FINISHED = "finished"
 STATUS_DIVERGED = "diverged"
 STATUS_FAILED = "failed"
 STATUSES = (STATUS_FINISHED, STATUS_DIVERGED, STATUS_FAILED)
+# Not final: a run in progress, and one whose driver stopped (`harness run --resume` continues it).
+STATUS_RUNNING = "running"
+STATUS_INTERRUPTED = "interrupted"
 
 VARIANT_BASELINE = "baseline"  # sigma = 0 or layer_fraction = 0
 VARIANT_LANGEVIN = "langevin"  # noise on every layer (layer_fraction = 1)
@@ -69,7 +72,7 @@ def display_name(base_optimizer: str, sigma: float, layer_fraction: float) -> st
 # Tag keys (additions for the analysis: the names above, as constants).
 TAG_RUN_KIND = "run_kind"
 TAG_STUDY = "study"
-TAG_TRIAL_ID = "trial_id"
+TAG_TRIAL_KEY = "trial_key"
 TAG_STATUS = "status"
 TAG_PAIR = "pair"
 TAG_VARIANT = "variant"

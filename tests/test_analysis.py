@@ -34,7 +34,7 @@ from harness.run_schema import (
     TAG_RUN_KIND,
     TAG_STATUS,
     TAG_STUDY,
-    TAG_TRIAL_ID,
+    TAG_TRIAL_KEY,
     TAG_VARIANT,
     display_name,
     variant_of,
@@ -86,7 +86,7 @@ def _log_trial(client, experiment_id, base, depth, seed, sigma, accuracy, status
     tags = {
         TAG_RUN_KIND: RUN_KIND_TRIAL,
         TAG_STUDY: STUDY,
-        TAG_TRIAL_ID: f"{base}-{variant}-{depth}-{seed}",
+        TAG_TRIAL_KEY: f"{base}-{variant}-{depth}-{seed}",
         TAG_STATUS: status,
         TAG_PAIR: base,
         TAG_VARIANT: variant,

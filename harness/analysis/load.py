@@ -1,7 +1,7 @@
 """Load a study (one MLflow experiment) into two tidy pandas tables.
 
 `Study.trials`: one row per trial run (tag run_kind = "trial"; analysis runs are ignored) with
-    run_id, trial_id, status, variant, pair, arm, the typed config params, the last logged value of
+    run_id, trial_key, status, variant, pair, arm, the typed config params, the last logged value of
     every metric (for a per-epoch metric: its value at the last epoch), and two derived columns:
     best_val_accuracy = max over epochs of val_accuracy, epochs_done = last epoch logged.
 `Study.epochs`: one row per (trial, epoch) with the trial's key columns and one column per
@@ -28,7 +28,7 @@ from harness.run_schema import (
     TAG_PAIR,
     TAG_RUN_KIND,
     TAG_STATUS,
-    TAG_TRIAL_ID,
+    TAG_TRIAL_KEY,
     TAG_VARIANT,
     VARIANT_BASELINE,
     variant_of,
@@ -143,7 +143,7 @@ def _trials_frame(runs: list) -> pd.DataFrame:
         rows.append(
             {
                 "run_id": run.info.run_id,
-                "trial_id": tags.get(TAG_TRIAL_ID, run.info.run_name),
+                "trial_key": tags.get(TAG_TRIAL_KEY, run.info.run_name),
                 "status": tags.get(TAG_STATUS, STATUS_FAILED),
                 "pair": tags.get(TAG_PAIR, params.get("base_optimizer")),
                 "variant": tags.get(TAG_VARIANT),

@@ -1,6 +1,8 @@
 """Datasets of the paper as tf.data pipelines, offline-capable.
 
 - `DATASETS`, `DatasetInfo`, `dataset_info(name, **synthetic_options)`: what exists and its shape;
+- `open_splits(name, batch_size, seed, ...)`: `Splits` whose `train(epoch)` rebuilds any epoch
+  (what trials use, so a resumed trial sees the same batches);
 - `load_dataset(name, split, batch_size, seed, ...)`, `load_splits(...)`: batched pipelines of
   (float32 image, int64 label) with validation carved from train (see `harness.data.pipeline`);
 - `prepare(name, from_dir, data_dir)`: build tfds' prepared format from the official archives
@@ -13,11 +15,14 @@ Importing this package is cheap (the CLI's `--help` imports it): TensorFlow load
 from harness.data.catalog import DATASETS, DatasetInfo, dataset_info
 from harness.data.prepare import prepare
 
-__all__ = ["DATASETS", "DatasetInfo", "dataset_info", "load_dataset", "load_splits", "prepare"]
+__all__ = [
+    "DATASETS", "DatasetInfo", "dataset_info", "load_dataset", "load_splits", "open_splits",
+    "prepare",
+]
 
 
 def __getattr__(name):
-    if name in ("load_dataset", "load_splits"):
+    if name in ("load_dataset", "load_splits", "open_splits"):
         from harness.data import pipeline
 
         return getattr(pipeline, name)

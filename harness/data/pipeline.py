@@ -25,6 +25,8 @@ across replicas; the auto-shard policy is DATA so that several workers read disj
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import tensorflow as tf
 
@@ -122,9 +124,43 @@ def _read(name: str, data_dir, limit, synthetic_options) -> tuple[DatasetInfo, d
     return info, arrays
 
 
-def _build(
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle/augmentation seed of one epoch, derived from (seed, epoch) by SeedSequence."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits of a dataset, decoded once; the training split is rebuilt per epoch.
+
+    `train(epoch)` is the order (and augmentation) of that epoch alone, from `epoch_seed(seed,
+    epoch)`: a trial resumed at epoch e gets exactly the batches an uninterrupted one would.
+    """
+
+    info: DatasetInfo
+    batch_size: int
+    seed: int
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    _train_arrays: tuple = field(repr=False)
+    _scale: object = field(repr=False)
+    _augment: bool = False
+
+    @property
+    def num_train(self) -> int:
+        return len(self._train_arrays[1])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.num_train // self.batch_size)
+
+    def train(self, epoch: int) -> tf.data.Dataset:
+        return _pipeline(*self._train_arrays, self.batch_size, scale=self._scale, train=True,
+                         augment=self._augment, seed=epoch_seed(self.seed, epoch))
+
+
+def open_splits(
     name: str,
-    splits: tuple,
     batch_size: int,
     seed: int,
     *,
@@ -134,7 +170,8 @@ def _build(
     data_dir=None,
     limit: int | None = None,
     **synthetic_options,
-) -> list:
+) -> Splits:
+    """The dataset `name` as `Splits`; options as in `load_splits`."""
     check_name(name)
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise HarnessError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -143,31 +180,28 @@ def _build(
     if validation_size is None:
         validation_size = info.default_validation_size if limit is None else len(train_images) // 10
     train_idx, val_idx = carve_validation(len(train_images), int(validation_size), seed)
-    augment = info.augments_by_default if augment is None else bool(augment)
     scale = _scaler(train_images[train_idx], standardize)
-    out = []
-    for split in splits:
-        if split == "train":
-            out.append(
-                _pipeline(
-                    train_images[train_idx],
-                    train_labels[train_idx],
-                    batch_size,
-                    scale=scale,
-                    train=True,
-                    augment=augment,
-                    seed=seed,
-                )
-            )
-        elif split == "validation":
-            out.append(
-                _pipeline(train_images[val_idx], train_labels[val_idx], batch_size, scale=scale)
-                if len(val_idx)
-                else None
-            )
-        else:
-            out.append(_pipeline(*arrays["test"], batch_size, scale=scale))
-    return out
+    validation = (
+        _pipeline(train_images[val_idx], train_labels[val_idx], batch_size, scale=scale)
+        if len(val_idx)
+        else None
+    )
+    return Splits(
+        info=info,
+        batch_size=int(batch_size),
+        seed=seed,
+        validation=validation,
+        test=_pipeline(*arrays["test"], batch_size, scale=scale),
+        _train_arrays=(train_images[train_idx], train_labels[train_idx]),
+        _scale=scale,
+        _augment=info.augments_by_default if augment is None else bool(augment),
+    )
+
+
+def _train_all_epochs(splits: Splits) -> tf.data.Dataset:
+    """One pipeline for every epoch: reshuffled (and re-augmented) at each iteration."""
+    return _pipeline(*splits._train_arrays, splits.batch_size, scale=splits._scale, train=True,
+                     augment=splits._augment, seed=splits.seed)
 
 
 def load_splits(
@@ -189,14 +223,17 @@ def load_splits(
 
     Raises HarnessError at once when a tfds dataset is not prepared (see `prepare`).
     """
-    return tuple(_build(name, SPLITS, batch_size, seed, **options))
+    splits = open_splits(name, batch_size, seed, **options)
+    return _train_all_epochs(splits), splits.validation, splits.test
 
 
 def load_dataset(name: str, split: str, batch_size: int, seed: int, **options) -> tf.data.Dataset:
     """One split ("train", "validation" or "test") of `name`; options as in `load_splits`."""
     if split not in SPLITS:
         raise HarnessError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    (dataset,) = _build(name, (split,), batch_size, seed, **options)
+    splits = open_splits(name, batch_size, seed, **options)
+    dataset = {"train": _train_all_epochs, "validation": lambda s: s.validation,
+               "test": lambda s: s.test}[split](splits)
     if dataset is None:
         raise HarnessError("validation_size is 0: there is no validation split")
     return dataset

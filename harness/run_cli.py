@@ -1,0 +1,83 @@
+"""`harness run`: run a study from a search-space file, locally or on a Ray cluster.
+
+    harness run search_spaces/smoke.yaml              # embedded local Ray, ./mlflow.db, ./results
+    harness run SPACE.yaml --dry-run                  # print the trial table and exit
+    harness run SPACE.yaml --address auto             # an existing cluster (or set RAY_ADDRESS)
+    harness run --resume NAME                         # finish an interrupted study
+Rerunning the same command also resumes: only unfinished or errored trials run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.errors import HarnessError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a study (search-space YAML) as Ray Tune trials logged to MLflow",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("space", nargs="?", help="search-space YAML file (see search_spaces/)")
+    parser.add_argument("--resume", metavar="NAME",
+                        help="resume the study NAME saved under the storage path")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the file, print the trial table and exit")
+    parser.add_argument("--address", help="Ray cluster address ('auto' or host:port); "
+                        "default: RAY_ADDRESS, else an embedded local Ray")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI; default: "
+                        "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this directory")
+    parser.add_argument("--storage-path", help="Ray results (local dir or s3://, gs:// URI); "
+                        "default: the file's storage_path, else ./results")
+    parser.add_argument("--max-concurrent", type=int, metavar="N",
+                        help="at most N trials at once (default: the file's, else as resources allow)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard saved Tune state of this study and start over")
+    parser.add_argument("--verbose", action="store_true", help="forward the trials' own output")
+    parser.set_defaults(func=run)
+
+
+def _trial_table(spec) -> str:
+    import pandas as pd
+
+    from harness.space import trial_configs
+
+    columns = ["dataset", "model", "depth", "optimizer", "learning_rate", "sigma",
+               "layer_fraction", "seed", "epochs", "trial_key"]
+    table = pd.DataFrame(trial_configs(spec))[columns]
+    table.index += 1
+    return table.to_string()
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.space import load_space
+
+    if bool(args.space) == bool(args.resume):
+        raise HarnessError("give either a search-space file or --resume NAME (not both)")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
+    if args.resume:
+        from harness.study import load_saved_space
+
+        spec, where = load_saved_space(args.resume, args.storage_path), args.resume
+    else:
+        spec, where = load_space(args.space), args.space
+    if args.dry_run:
+        print(f"study {spec.name!r}: {len(spec.model.depths)} depths × {len(spec.optimizers)} "
+              f"optimizers × {len(spec.seeds)} seeds")
+        print(_trial_table(spec))
+        return 0
+
+    from harness.study import run_study
+
+    outcome = run_study(
+        spec, where=where, address=args.address, tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path, max_concurrent=args.max_concurrent,
+        restart=args.restart, verbose=args.verbose,
+    )
+    if outcome.interrupted:
+        return 130
+    return 1 if outcome.errored else 0

@@ -1,0 +1,198 @@
+"""A study: the grid of a search space run as Ray Tune trials, recorded in MLflow, resumable.
+
+`run_study` connects to a Ray cluster (`address`, or `RAY_ADDRESS`) or starts an embedded local
+Ray, checks the per-trial resources against the cluster, and runs one Tune trial per config of
+`space.trial_configs` with `tune.with_resources`, `max_concurrent_trials`, `FailureConfig`,
+per-epoch checkpoints and the `MLflowRecorder` + `ProgressPrinter` callbacks. Results go to
+`storage_path/NAME` (local `./results` by default, or a URI every node can reach).
+
+Rerunning the same study, or `harness run --resume NAME`, restores the Tuner and runs only what
+is unfinished or errored (`Tuner.restore(resume_unfinished=True, resume_errored=True)`); the
+recorder reattaches every trial to its own MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.space import StudySpec, parse_space, trial_configs
+
+SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
+
+
+@dataclass
+class StudyOutcome:
+    total: int
+    finished: int  # ended normally (finished or diverged)
+    errored: int  # failed after all retries
+
+    @property
+    def interrupted(self) -> bool:
+        return self.finished + self.errored < self.total
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The tracking URI to use, with a relative SQLite path made absolute (trials change dirs)."""
+    from harness.tracking_uri import default_tracking_uri
+
+    uri = uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def resolve_storage(storage_path: str | None, spec: StudySpec | None = None) -> str:
+    path = storage_path or (spec.storage_path if spec else None) or "results"
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _init_ray(address: str | None, verbose: bool) -> None:
+    # One checkpoint per epoch is the design; Tune's "snapshotting too often" warning is noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=verbose)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=verbose)
+
+
+def _check_resources(spec: StudySpec, where: str) -> None:
+    import ray
+
+    cluster = ray.cluster_resources()
+    gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
+    if spec.resources.gpu > gpus:
+        raise HarnessError(
+            f"{where}: field 'resources.gpu' is {spec.resources.gpu:g} but the cluster has "
+            f"{gpus:g} GPUs; allowed: 0 to {gpus:g}"
+        )
+    if spec.resources.cpu > cpus:
+        raise HarnessError(
+            f"{where}: field 'resources.cpu' is {spec.resources.cpu:g} but the cluster has "
+            f"{cpus:g} CPUs; allowed: up to {cpus:g}"
+        )
+
+
+def _trainable(spec: StudySpec):
+    from ray import tune
+
+    from harness.trial import train_trial
+
+    return tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None):
+    from ray import tune
+
+    from harness.progress import ProgressPrinter
+    from harness.tracking import MLflowRecorder
+
+    configs = trial_configs(spec)
+
+    def trial_name(trial):
+        return trial.config["trial"]["trial_key"]
+
+    return tune.Tuner(
+        _trainable(spec),
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent or spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[
+                MLflowRecorder(tracking_uri, spec.experiment_name, spec.name),
+                ProgressPrinter(len(configs), spec.epochs),
+            ],
+            verbose=0,
+        ),
+    )
+
+
+def _save_space(spec: StudySpec, experiment_dir: str) -> None:
+    import yaml
+
+    if "://" in experiment_dir:
+        return  # remote storage: resume by rerunning `harness run SPACE.yaml`
+    Path(experiment_dir).mkdir(parents=True, exist_ok=True)
+    (Path(experiment_dir) / SPACE_COPY).write_text(
+        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    )
+
+
+def load_saved_space(name: str, storage_path: str | None) -> StudySpec:
+    """The search space of a study started before under `storage_path/name` (for --resume)."""
+    import yaml
+
+    storage = resolve_storage(storage_path)
+    path = Path(storage) / name / SPACE_COPY
+    if not path.is_file():
+        known = sorted(p.parent.name for p in Path(storage).glob(f"*/{SPACE_COPY}"))
+        raise HarnessError(
+            f"no study named {name!r} under {storage}; studies there: {', '.join(known) or 'none'}"
+        )
+    return parse_space(yaml.safe_load(path.read_text()), path)
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    where: str = "search space",
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    max_concurrent: int | None = None,
+    restart: bool = False,
+    verbose: bool = False,
+    out=print,
+) -> StudyOutcome:
+    """Run (or resume) the whole study; returns how many trials ended and how."""
+    import shutil
+
+    from ray import tune
+
+    from harness.tracking import close_running_runs
+
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    storage = resolve_storage(storage_path, spec)
+    experiment_dir = f"{storage.rstrip('/')}/{spec.name}"
+    _init_ray(address, verbose)
+    _check_resources(spec, where)
+
+    if restart and "://" not in experiment_dir and Path(experiment_dir).exists():
+        shutil.rmtree(experiment_dir)
+    total = len(trial_configs(spec))
+    if tune.Tuner.can_restore(experiment_dir):
+        out(f"resuming study {spec.name!r} from {experiment_dir} (unfinished and errored trials)")
+        tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        out(f"study {spec.name!r}: {total} trials, results in {experiment_dir}, "
+            f"MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
+        _save_space(spec, experiment_dir)
+        tuner = _new_tuner(spec, storage, tracking_uri, max_concurrent)
+
+    try:
+        results = tuner.fit()
+        outcome = StudyOutcome(total, results.num_terminated, results.num_errors)
+    finally:
+        closed = close_running_runs(tracking_uri, spec.experiment_name)
+    if outcome.interrupted or closed:
+        out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
+            f"ended; resume with: harness run --resume {spec.name}")
+    else:
+        out(f"study {spec.name!r} done: {outcome.finished} trials ended, {outcome.errored} failed; "
+            f"analyse with: harness analyze {spec.experiment_name}")
+    return outcome
