@@ -20,6 +20,7 @@ Example (see `search_spaces/` for the paper's studies):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 from pathlib import Path
@@ -153,6 +154,9 @@ def load_space(path: str | Path) -> StudySpec:
     return parse_space(data, path)
 
 
+_NOT_HYPER = ("self", "learning_rate", "sigma", "seed", "name")
+
+
 def _check_optimizers(spec: StudySpec, path: Path) -> None:
     """Construct each optimizer once so bad hyper-parameters and schedules fail before any trial."""
     from harness.optimizers import OPTIMIZERS
@@ -169,15 +173,14 @@ def _check_optimizers(spec: StudySpec, path: Path) -> None:
         except ValueError as exc:
             raise HarnessError(f"{where}.sigma_schedule': {exc}") from None
         cls = OPTIMIZERS[opt.base]
+        allowed = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                   if p.kind is p.POSITIONAL_OR_KEYWORD and name not in _NOT_HYPER]
+        unknown = sorted(set(opt.hyper) - set(allowed))
+        if unknown:
+            raise HarnessError(f"{where}.hyper': unknown hyper-parameter(s) {unknown}; "
+                               f"allowed for {opt.base}: {', '.join(allowed)}")
         try:
             cls(learning_rate=lr, sigma=sigma, layer_fraction=opt.layer_fraction, **opt.hyper)
-        except TypeError:
-            allowed = [p for p in cls.__init__.__code__.co_varnames[1:cls.__init__.__code__.co_argcount]
-                       if p not in ("learning_rate", "sigma", "seed", "name")]
-            raise HarnessError(
-                f"{where}.hyper': unknown hyper-parameter in {sorted(opt.hyper)}; "
-                f"allowed for {opt.base}: {', '.join(allowed)}"
-            ) from None
         except ValueError as exc:
             raise HarnessError(f"{where}.hyper': {exc}") from None
 

@@ -60,7 +60,8 @@ def _init_ray(address: str | None, verbose: bool) -> None:
     if address:
         ray.init(address=address, log_to_driver=verbose)
     else:
-        ray.init(include_dashboard=False, log_to_driver=verbose)
+        # "local": always a fresh embedded instance, never a stray `ray start` cluster
+        ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
 
 
 def _check_resources(spec: StudySpec, where: str) -> None:

@@ -35,8 +35,9 @@ from harness.run_schema import (
 )
 from harness.space import flatten
 
-#  Values a trial reports once, with its first epoch, that become tags of its run.
-PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas")
+# Values a trial reports with its first epoch (again after each restore): tags of its run.
+PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
+                   "resumed_from_epoch")
 
 
 def _git_commit() -> str:

@@ -87,12 +87,15 @@ def _save_checkpoint(model, state: dict, directory: Path) -> None:
 
 def _provenance(strategy) -> dict:
     """Reported with a trial's first epoch; the recorder turns them into run tags."""
+    import ray
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
     return {"devices": ",".join(names) or "CPU", "tensorflow_version": tf.__version__,
-            "replicas": strategy.num_replicas_in_sync}
+            "replicas": strategy.num_replicas_in_sync, "ray_gpu_ids": ",".join(
+                str(i) for i in ray.get_gpu_ids()) or "none",
+            "node_id": ray.get_runtime_context().get_node_id()}
 
 
 def _finite(*values) -> bool:
@@ -159,7 +162,7 @@ def train_trial(tune_config: dict) -> None:
             "images_per_s": splits.num_train / seconds,
         }
         if epoch == start_epoch + 1:
-            metrics.update(_provenance(strategy))
+            metrics.update(_provenance(strategy), resumed_from_epoch=start_epoch)
         if not _finite(metrics["train_loss"]):
             tune.report({**metrics, "status": STATUS_DIVERGED})
             return

@@ -23,7 +23,7 @@ def test_same_numbers_with_and_without_xla_for_a_dynamic_stream():
 
     eager = draw().numpy()
     xla = tf.function(draw, jit_compile=True)().numpy()
-    np.testing.assert_allclose(eager, xla, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(eager, xla, rtol=1e-4, atol=1e-4)
 
 
 def test_streams_and_seeds_are_independent():

@@ -15,7 +15,7 @@ import tensorflow as tf
 from harness.optimizers import OPTIMIZERS, LAdadelta, LAdagrad, LAdam, LRMSprop, LSGD
 from harness.optimizers.noise import philox_normal
 
-SHAPES = [(3, 4), (3, 4), (5,)]  # same-shape pair: no shared state; odd size: Box–Muller cut
+SHAPES = [(3, 4), (3, 4), (5,)]  # a same-shape pair: state must not be shared
 STEPS = 5
 
 

@@ -1,0 +1,38 @@
+"""Shared by the runner tests: synthetic search spaces and what a study left in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness.run_schema import EPOCH_METRICS
+from harness.space import parse_space
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_DATA = {"name": "synthetic", "batch_size": 32, "validation_size": 60,
+             "options": {"train_size": 300, "test_size": 100, "shape": [8, 8, 1]}}
+
+
+def smoke_space(tmp_path: Path, **overrides) -> tuple[Path, object]:
+    """search_spaces/smoke.yaml with its dataset swapped for tiny synthetic data (no files)."""
+    data = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
+    data["dataset"] = dict(TINY_DATA)
+    data.update(overrides)
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, parse_space(data, path)
+
+
+def trial_runs(tracking_uri: str, experiment: str) -> list:
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    return client.search_runs([exp.experiment_id], "tags.run_kind = 'trial'", max_results=1000)
+
+
+def epoch_steps(tracking_uri: str, run_id: str) -> dict[str, list[int]]:
+    """For every per-epoch metric, the list of steps logged (duplicates would show twice)."""
+    client = MlflowClient(tracking_uri)
+    return {m: [p.step for p in client.get_metric_history(run_id, m)] for m in EPOCH_METRICS}

@@ -1,0 +1,144 @@
+"""The runner end to end on an embedded Ray with a real MLflow store and real Keras training.
+
+Tiny synthetic data (no files), tiny nets; each study takes tens of seconds, mostly process start.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from harness.errors import HarnessError
+from harness.run_schema import EPOCH_METRICS
+from harness.study import run_study
+from harness.space import parse_space, trial_configs
+from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def embedded_ray():
+    yield
+    ray.shutdown()
+
+
+def test_smoke_study_one_run_per_trial_one_value_per_epoch(tmp_path):
+    _, spec = smoke_space(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(spec, tracking_uri=uri, storage_path=str(tmp_path / "results"))
+    assert (outcome.total, outcome.finished, outcome.errored) == (12, 12, 0)
+
+    configs = {c["trial_key"]: c for c in trial_configs(spec)}
+    runs = trial_runs(uri, "smoke")
+    assert sorted(r.data.tags["trial_key"] for r in runs) == sorted(configs)
+    client = MlflowClient(uri)
+    for run in runs:
+        config = configs[run.data.tags["trial_key"]]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["status"] == "finished"
+        assert run.data.tags["devices"] == "CPU" and run.data.tags["git_commit"]
+        params = run.data.params
+        assert params["depth"] == str(config["depth"]) and params["seed"] == str(config["seed"])
+        assert params["optimizer"] == config["optimizer"] and params["dataset"] == "synthetic"
+        assert float(params["sigma"]) == config["sigma"]
+        assert epoch_steps(uri, run.info.run_id) == {m: [1, 2] for m in EPOCH_METRICS}
+        assert [p.step for p in client.get_metric_history(run.info.run_id, "test_accuracy")] == [2]
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+            "config.json", "history.csv"}
+    # the data is learnable: a 3-layer net beats chance (10 classes) clearly
+    best = max(r.data.metrics["test_accuracy"] for r in runs)
+    assert best > 0.3
+
+
+def test_same_seed_same_start_langevin_differs(tmp_path):
+    """Adam and L-Adam with one seed: same init and batches, so σ alone separates them."""
+    _, spec = smoke_space(tmp_path, name="pairs", seeds=[0], epochs=1,
+                          model={"family": "dense", "depths": [3]})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_study(spec, tracking_uri=uri, storage_path=str(tmp_path / "results"))
+    runs = {r.data.tags["variant"]: r for r in trial_runs(uri, "pairs")}
+    adam, langevin = runs["baseline"].data.metrics, runs["langevin"].data.metrics
+    assert adam["train_loss"] != langevin["train_loss"]
+    assert abs(adam["train_loss"] - langevin["train_loss"]) < 0.05  # σ = 1e-3 is a nudge
+
+
+def test_diverging_trial_is_recorded_and_the_others_finish(tmp_path):
+    _, spec = smoke_space(
+        tmp_path, name="diverge", seeds=[0], epochs=2, model={"family": "dense", "depths": [2]},
+        optimizers=[{"base": "sgd", "learning_rate": 1.0e12},
+                    {"base": "adam", "learning_rate": 1.0e-3}])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(spec, tracking_uri=uri, storage_path=str(tmp_path / "results"))
+    assert outcome.errored == 0 and outcome.finished == 2
+    runs = {r.data.params["base_optimizer"]: r for r in trial_runs(uri, "diverge")}
+    assert runs["sgd"].data.tags["status"] == "diverged"
+    assert runs["sgd"].info.status == "FINISHED"
+    assert not math.isfinite(runs["sgd"].data.metrics["train_loss"])
+    assert runs["adam"].data.tags["status"] == "finished"
+
+
+def test_gpu_request_on_cpu_only_cluster_fails_before_anything_starts(tmp_path):
+    _, spec = smoke_space(tmp_path, name="gpu", resources={"cpu": 1, "gpu": 1})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(HarnessError, match=r"field 'resources.gpu' is 1 but the cluster has 0 GPUs"):
+        run_study(spec, tracking_uri=uri, storage_path=str(tmp_path / "results"))
+    assert not (tmp_path / "results").exists()
+
+
+def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path):
+    space, spec = smoke_space(tmp_path, name="resume", seeds=[0, 1, 2], epochs=3,
+                              model={"family": "dense", "depths": [2]})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    command = [sys.executable, "-m", "harness.cli", "run", str(space),
+               "--storage-path", str(tmp_path / "results"), "--max-concurrent", "1"]
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    finished_first: dict[str, float] = {}
+    while time.monotonic() < deadline and not finished_first:
+        time.sleep(2)
+        try:
+            runs = trial_runs(uri, "resume")
+        except Exception:  # the store or experiment is not there yet
+            continue
+        finished_first = {r.data.tags["trial_key"]: r.info.end_time for r in runs
+                          if r.info.status == "FINISHED"}
+    assert finished_first, "no trial finished in time"
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output
+    assert "resume with: harness run --resume resume" in output
+    assert all(r.info.status != "RUNNING" for r in trial_runs(uri, "resume"))
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--resume", "resume", "--storage-path",
+         str(tmp_path / "results")], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming study 'resume'" in resumed.stdout
+
+    runs = trial_runs(uri, "resume")
+    assert len(runs) == 6  # one run per trial, none duplicated
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "finished"
+        assert epoch_steps(uri, run.info.run_id) == {m: [1, 2, 3] for m in EPOCH_METRICS}
+        key = run.data.tags["trial_key"]
+        if key in finished_first:  # ended before the interrupt: not run again
+            assert run.info.end_time == finished_first[key]
+
+
+def test_synthetic_space_parses_like_a_file(tmp_path):
+    """The helper's override keeps everything else of smoke.yaml (guards the tests above)."""
+    _, spec = smoke_space(tmp_path)
+    assert spec.dataset.name == TINY_DATA["name"] and spec.model.depths == [3, 10]
+    assert parse_space(spec.model_dump(mode="json"), tmp_path / "x.yaml") == spec
