@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from harness.optimizers.noise import philox_normal
+from harness.optimizers.noise import bits_to_normal, philox_normal
 
 
 def test_is_standard_normal():
@@ -33,3 +33,12 @@ def test_streams_and_seeds_are_independent():
     np.testing.assert_array_equal(a, philox_normal((10_000,), seed=1, stream=0).numpy())
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
     assert abs(np.corrcoef(a, c)[0, 1]) < 0.05
+
+
+def test_extreme_bits_give_finite_normals():
+    """The largest word must not round to u = 1 (Φ⁻¹(1) = inf made L-Adam's weights NaN)."""
+    extremes = tf.constant([0, 1, 2**31, 2**32 - 2, 2**32 - 1], tf.uint32)
+    z = bits_to_normal(extremes).numpy()
+    assert np.all(np.isfinite(z))
+    assert z[0] == -z[-1] and 5.0 < z[-1] < 5.5
+    assert abs(z[2]) < 1e-6

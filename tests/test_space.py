@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.space import flatten, load_space, trial_configs
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
+SHIPPED = sorted((REPO / "search_spaces").rglob("*.yaml"))
 
 
 def test_the_paper_studies_are_shipped():

@@ -4,7 +4,9 @@
 (low, high) = (0, stream): a stream owns every counter with that high word, so two streams never
 share random bits. Each uint32 word b becomes one normal by the inverse CDF,
 
-    u = (⌊b / 2⁸⌋ + ½) · 2⁻²⁴ ∈ (0, 1),     ξ = Φ⁻¹(u)    (|ξ| ≤ 5.4).
+    u = (⌊b / 2⁹⌋ + ½) · 2⁻²³ ∈ [2⁻²⁴, 1 − 2⁻²⁴],     ξ = Φ⁻¹(u)    (|ξ| < 5.4).
+
+Every u is exact in float32 (23 bits + the half), so u never rounds to 0 or 1 and ξ is finite.
 
 Why not `tf.random.stateless_normal`: under XLA TensorFlow derives Philox's key and counter
 from the seed differently and turns bits into normals by another transform, so `jit_compile=True`
@@ -30,5 +32,10 @@ def philox_normal(shape, seed: int, stream, dtype=tf.float32):
         alg=PHILOX,
         dtype=tf.uint32,
     )
-    uniform = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * 2.0**-24
-    return tf.cast(tf.reshape(tf.math.ndtri(uniform), shape), dtype)
+    return tf.cast(tf.reshape(bits_to_normal(bits), shape), dtype)
+
+
+def bits_to_normal(bits):
+    """uint32 words → standard normals by Φ⁻¹ of the 23 high bits, centred in their cell."""
+    uniform = (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * 2.0**-23
+    return tf.math.ndtri(uniform)
