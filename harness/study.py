@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.space import StudySpec, parse_space, trial_configs
+from harness.tracking_uri import resolve_tracking_uri
 
 SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
 
@@ -32,16 +33,6 @@ class StudyOutcome:
     @property
     def interrupted(self) -> bool:
         return self.finished + self.errored < self.total
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """The tracking URI to use, with a relative SQLite path made absolute (trials change dirs)."""
-    from harness.tracking_uri import default_tracking_uri
-
-    uri = uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return uri
 
 
 def resolve_storage(storage_path: str | None, spec: StudySpec | None = None) -> str:

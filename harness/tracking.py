@@ -34,6 +34,7 @@ from harness.run_schema import (
     TAG_VARIANT,
 )
 from harness.space import flatten
+from harness.tracking_uri import artifact_location
 
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
@@ -47,13 +48,6 @@ def _git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """Artifacts beside a local SQLite store (`mlartifacts/` next to the .db); a server decides."""
-    if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
-    return None
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:

@@ -107,6 +107,7 @@ def train_trial(tune_config: dict) -> None:
     import keras
     from ray import tune
 
+    import harness.optimizers  # noqa: F401  (registers the classes load_model needs)
     from harness.data import open_splits
     from harness.models import build_model
 

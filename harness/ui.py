@@ -17,12 +17,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.study import resolve_tracking_uri
-    from harness.tracking import artifact_location
+    from harness.tracking_uri import artifact_location, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port)]
+               "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     location = artifact_location(uri)
     if location:
         command += ["--default-artifact-root", location]
