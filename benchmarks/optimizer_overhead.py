@@ -14,11 +14,11 @@ import argparse
 import statistics
 import time
 
-import harness  # noqa: F401  (quiets TensorFlow)
 import keras
 import numpy as np
 import tensorflow as tf
 
+import harness  # noqa: F401  (quiets TensorFlow)
 from harness.models import build_model
 from harness.optimizers import LAdam
 

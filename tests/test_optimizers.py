@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness.optimizers import OPTIMIZERS, LAdadelta, LAdagrad, LAdam, LRMSprop, LSGD
+from harness.optimizers import LSGD, OPTIMIZERS, LAdadelta, LAdagrad, LAdam, LRMSprop
 from harness.optimizers.noise import philox_normal
 
 SHAPES = [(3, 4), (3, 4), (5,)]  # a same-shape pair: state must not be shared

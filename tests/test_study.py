@@ -15,12 +15,12 @@ import time
 import pytest
 import ray
 from mlflow.tracking import MlflowClient
+from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
 
 from harness.errors import HarnessError
 from harness.run_schema import EPOCH_METRICS
-from harness.study import run_study
 from harness.space import parse_space, trial_configs
-from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
+from harness.study import run_study
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import time
 import pytest
 import ray
 from ray.cluster_utils import Cluster
+from study_helpers import epoch_steps, smoke_space, trial_runs
 
 from harness.run_schema import EPOCH_METRICS
 from harness.study import run_study
-from study_helpers import epoch_steps, smoke_space, trial_runs
 
 pytestmark = pytest.mark.slow
 
