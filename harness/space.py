@@ -214,7 +214,9 @@ def trial_key(config: dict) -> str:
 
 def trial_configs(spec: StudySpec) -> list[dict]:
     """The grid depth × optimizer × seed as flat, JSON-serialisable trial configs."""
-    data_dir = str(Path(spec.dataset.data_dir).resolve()) if spec.dataset.data_dir else None
+    data_dir = spec.dataset.data_dir
+    if data_dir and "://" not in data_dir:  # local: absolute, trials run in other directories
+        data_dir = str(Path(data_dir).resolve())
     configs = []
     for depth, opt, seed in itertools.product(spec.model.depths, spec.optimizers, spec.seeds):
         config = {

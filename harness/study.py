@@ -40,36 +40,38 @@ def resolve_storage(storage_path: str | None, spec: StudySpec | None = None) -> 
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _init_ray(address: str | None, verbose: bool) -> None:
+def _init_ray(address: str | None, verbose: bool) -> bool:
+    """Connect to a cluster or start an embedded local Ray; True when embedded."""
     # One checkpoint per epoch is the design; Tune's "snapshotting too often" warning is noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
 
-    if ray.is_initialized():
-        return
     address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return address is None
     if address:
         ray.init(address=address, log_to_driver=verbose)
-    else:
-        # "local": always a fresh embedded instance, never a stray `ray start` cluster
-        ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
+        return False
+    # "local": always a fresh embedded instance, never a stray `ray start` cluster
+    ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
+    return True
 
 
-def _check_resources(spec: StudySpec, where: str) -> None:
+def _check_resources(spec: StudySpec, where: str, embedded: bool, out=print) -> None:
+    """Refuse a trial that can never be placed on the embedded local Ray; on a cluster, whose
+    autoscaler may still add GPU nodes, only say what is missing now."""
     import ray
 
     cluster = ray.cluster_resources()
-    gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
-    if spec.resources.gpu > gpus:
-        raise HarnessError(
-            f"{where}: field 'resources.gpu' is {spec.resources.gpu:g} but the cluster has "
-            f"{gpus:g} GPUs; allowed: 0 to {gpus:g}"
-        )
-    if spec.resources.cpu > cpus:
-        raise HarnessError(
-            f"{where}: field 'resources.cpu' is {spec.resources.cpu:g} but the cluster has "
-            f"{cpus:g} CPUs; allowed: up to {cpus:g}"
-        )
+    for field, have in (("gpu", cluster.get("GPU", 0)), ("cpu", cluster.get("CPU", 0))):
+        want = getattr(spec.resources, field)
+        if want <= have:
+            continue
+        message = (f"{where}: field 'resources.{field}' is {want:g} but the cluster has "
+                   f"{have:g} {field.upper()}s; allowed: up to {have:g}")
+        if embedded:
+            raise HarnessError(message)
+        out(f"warning: {message} now; trials wait until the autoscaler adds such nodes")
 
 
 def _trainable(spec: StudySpec):
@@ -160,8 +162,8 @@ def run_study(
     tracking_uri = resolve_tracking_uri(tracking_uri)
     storage = resolve_storage(storage_path, spec)
     experiment_dir = f"{storage.rstrip('/')}/{spec.name}"
-    _init_ray(address, verbose)
-    _check_resources(spec, where)
+    embedded = _init_ray(address, verbose)
+    _check_resources(spec, where, embedded, out)
 
     if restart and "://" not in experiment_dir and Path(experiment_dir).exists():
         shutil.rmtree(experiment_dir)
