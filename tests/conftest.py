@@ -17,3 +17,19 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def two_cpu_strategy():
+    """One `MirroredStrategy` over the two logical CPUs, shared by every test.
+
+    A second MirroredStrategy in the same process reuses collective instance keys, and its
+    all-reduce then fails with "Shape mismatch in the collective instance" (seen when the model,
+    data and optimizer tests ran in one pytest process), so tests never build their own.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest.py must configure two logical CPUs"
+    return tf.distribute.MirroredStrategy(devices)

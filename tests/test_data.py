@@ -188,9 +188,9 @@ def test_augmentation_is_a_padded_crop_with_optional_flip():
     assert not np.array_equal(_augment(batch, key + 1).numpy(), out)
 
 
-def test_a_two_replica_strategy_splits_each_global_batch():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_a_two_replica_strategy_splits_each_global_batch(two_cpu_strategy):
+    strategy = two_cpu_strategy
+    devices = strategy.extended.worker_devices
     train = load_dataset("synthetic", "train", 16, seed=0, augment=True, **SMALL)
     batch, _ = next(iter(strategy.experimental_distribute_dataset(train)))
     shapes = [x.shape for x in strategy.experimental_local_results(batch)]

@@ -5,7 +5,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from harness.models import MODEL_FAMILIES, build_model
 from harness.models.highway import Highway
@@ -182,9 +181,9 @@ def test_mixed_precision_computes_in_float16_with_float32_logits(mixed_precision
     assert hidden.compute_dtype == "float16" and hidden.variable_dtype == "float32"
 
 
-def test_builds_and_trains_under_a_two_replica_mirrored_strategy():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_builds_and_trains_under_a_two_replica_mirrored_strategy(two_cpu_strategy):
+    strategy = two_cpu_strategy
+    devices = strategy.extended.worker_devices
     with strategy.scope():
         model = build_model("resnet", 8, (8, 8, 3), 5)
         loss, before, after = _compile_and_step(model, batch=8)

@@ -231,10 +231,8 @@ def _data():
 
 
 @pytest.mark.parametrize("name", ["adam", "adadelta"])
-def test_mirrored_strategy_replicas_stay_identical(name):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, "conftest.py must configure two logical CPUs"
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_mirrored_strategy_replicas_stay_identical(name, two_cpu_strategy):
+    strategy = two_cpu_strategy
     x, y = _data()
     with strategy.scope():
         model = _dense_model()
