@@ -7,7 +7,8 @@ Params (strings in MLflow, the flattened trial config); the ones analysis groups
     base_optimizer ("adam", "rmsprop", "adadelta", "sgd", "adagrad"), sigma (initial noise scale,
     0 for a baseline), layer_fraction (1 = full Langevin), learning_rate, seed, epochs, batch_size.
 Metrics per epoch, logged with step = epoch (1-based):
-    train_loss, train_accuracy, val_loss, val_accuracy, epoch_time_s, images_per_s.
+    train_loss, train_accuracy, val_loss, val_accuracy, epoch_time_s (training + validation),
+    images_per_s (training images over training time).
 Final metrics, logged once with step = last epoch:
     test_loss, test_accuracy.
 Tags:
