@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-concurrent", type=int, metavar="N",
                         help="at most N trials at once (default: the file's, else as resources allow)")
     parser.add_argument("--restart", action="store_true",
-                        help="discard saved Tune state of this study and start over")
+                        help="start over: delete the study's saved Tune state and move its "
+                        "MLflow trial runs to MLflow's trash")
     parser.add_argument("--verbose", action="store_true", help="forward the trials' own output")
     parser.set_defaults(func=run)
 

@@ -8,7 +8,8 @@ per-epoch checkpoints and the `MLflowRecorder` + `ProgressPrinter` callbacks. Re
 
 Rerunning the same study, or `harness run --resume NAME`, restores the Tuner and runs only what
 is unfinished or errored (`Tuner.restore(resume_unfinished=True, resume_errored=True)`); the
-recorder reattaches every trial to its own MLflow run.
+recorder reattaches every trial to its own MLflow run. A restored study keeps the tracking URI
+and concurrency it started with (they live in Tune's saved state).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def run_study(
 
     from ray import tune
 
-    from harness.tracking import close_running_runs
+    from harness.tracking import close_running_runs, discard_trial_runs
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
     storage = resolve_storage(storage_path, spec)
@@ -165,8 +166,13 @@ def run_study(
     embedded = _init_ray(address, verbose)
     _check_resources(spec, where, embedded, out)
 
-    if restart and "://" not in experiment_dir and Path(experiment_dir).exists():
-        shutil.rmtree(experiment_dir)
+    if restart:
+        if "://" in experiment_dir:
+            raise HarnessError("--restart needs local storage; delete the study's folder on "
+                               f"{experiment_dir} yourself")
+        shutil.rmtree(experiment_dir, ignore_errors=True)
+        discarded = discard_trial_runs(tracking_uri, spec.experiment_name)
+        out(f"restart: old Tune state removed, {discarded} old MLflow runs moved to MLflow's trash")
     total = len(trial_configs(spec))
     if tune.Tuner.can_restore(experiment_dir):
         out(f"resuming study {spec.name!r} from {experiment_dir} (unfinished and errored trials)")

@@ -77,6 +77,22 @@ def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
     return len(runs)
 
 
+def discard_trial_runs(tracking_uri: str, experiment_name: str) -> int:
+    """Soft-delete a study's trial runs (MLflow keeps them in its trash) for `--restart`, so the
+    restarted trials open new runs instead of continuing the old ones."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return 0
+    runs = client.search_runs([experiment.experiment_id],
+                              f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'", max_results=50000)
+    for run in runs:
+        client.delete_run(run.info.run_id)
+    return len(runs)
+
+
 class MLflowRecorder(tune.Callback):
     """Tune callback that mirrors every trial into its own MLflow run (see module docstring)."""
 

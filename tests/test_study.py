@@ -142,3 +142,22 @@ def test_synthetic_space_parses_like_a_file(tmp_path):
     _, spec = smoke_space(tmp_path)
     assert spec.dataset.name == TINY_DATA["name"] and spec.model.depths == [3, 10]
     assert parse_space(spec.model_dump(mode="json"), tmp_path / "x.yaml") == spec
+
+
+def test_restart_starts_over_with_new_runs(tmp_path):
+    _, spec = smoke_space(tmp_path, name="again", seeds=[0], epochs=1,
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=[{"base": "adam", "learning_rate": 1.0e-3}])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    storage = str(tmp_path / "results")
+    run_study(spec, tracking_uri=uri, storage_path=storage)
+    (first,) = trial_runs(uri, "again")
+    lines = []
+    outcome = run_study(spec, tracking_uri=uri, storage_path=storage, restart=True,
+                        out=lines.append)
+    assert outcome.finished == 1
+    assert any("1 old MLflow runs moved to MLflow's trash" in line for line in lines)
+    (second,) = trial_runs(uri, "again")  # the old run is deleted, not continued
+    assert second.info.run_id != first.info.run_id
+    assert MlflowClient(uri).get_run(first.info.run_id).info.lifecycle_stage == "deleted"
+    assert epoch_steps(uri, second.info.run_id)["train_loss"] == [1]
