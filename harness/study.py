@@ -99,6 +99,9 @@ def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
         param_space={"trial": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent or spec.max_concurrent_trials,
+            # keep worker processes (TensorFlow imported) between trials: the trial resets
+            # Keras' session, dtype policy and seeds itself
+            reuse_actors=True,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
