@@ -61,7 +61,7 @@ def plain_keras(configs) -> float:
 def harness_run(spec, workdir: str) -> tuple[float, float]:
     import ray
 
-    from harness.study import run_study
+    from harness.study.runner import run_study
 
     start = time.perf_counter()
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
 
-    from harness.space import parse_space, trial_configs
+    from harness.study.space import parse_space, trial_configs
 
     spec = parse_space(_space(args), "benchmark")
     configs = trial_configs(spec)

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 # Modules that contribute sub-commands, in the order `harness --help` lists them.
 COMMAND_MODULES = [
     "harness.demo",
-    "harness.run_cli",
+    "harness.study.cli",
     "harness.ui",
     "harness.data.cli",
     "harness.analysis.cli",

@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.tracking_uri import artifact_location, resolve_tracking_uri
+    from harness.study.tracking_uri import artifact_location, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from harness.run_schema import EPOCH_METRICS
-from harness.space import parse_space
+from harness.study.run_schema import EPOCH_METRICS
+from harness.study.space import parse_space
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_DATA = {"name": "synthetic", "batch_size": 32, "validation_size": 60,

@@ -24,7 +24,7 @@ from harness.analysis.curves import trials_to_target
 from harness.analysis.load import load_study
 from harness.analysis.report import analyze
 from harness.cli import main
-from harness.run_schema import (
+from harness.study.run_schema import (
     RUN_KIND_ANALYSIS,
     RUN_KIND_TRIAL,
     STATUS_DIVERGED,

@@ -333,7 +333,7 @@ def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
 
     # ray[default] is a dependency: without the dashboard there is no job server at all
     assert get_dashboard_dependency_error() is None, get_dashboard_dependency_error()
-    from harness.run_schema import EPOCH_METRICS, STATUS_FINISHED, TAG_STATUS, TAG_TRIAL_KEY
+    from harness.study.run_schema import EPOCH_METRICS, STATUS_FINISHED, TAG_STATUS, TAG_TRIAL_KEY
 
     # A short temp dir of its own (Unix socket paths are limited to ~107 characters).
     ray_tmp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))

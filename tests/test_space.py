@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.space import flatten, load_space, trial_configs
+from harness.study.space import flatten, load_space, trial_configs
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "search_spaces").rglob("*.yaml"))

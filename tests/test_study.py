@@ -18,9 +18,9 @@ from mlflow.tracking import MlflowClient
 from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
 
 from harness.errors import HarnessError
-from harness.run_schema import EPOCH_METRICS
-from harness.space import parse_space, trial_configs
-from harness.study import run_study
+from harness.study.run_schema import EPOCH_METRICS
+from harness.study.runner import run_study
+from harness.study.space import parse_space, trial_configs
 
 pytestmark = pytest.mark.slow
 

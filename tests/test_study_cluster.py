@@ -11,8 +11,8 @@ import ray
 from ray.cluster_utils import Cluster
 from study_helpers import epoch_steps, smoke_space, trial_runs
 
-from harness.run_schema import EPOCH_METRICS
-from harness.study import run_study
+from harness.study.run_schema import EPOCH_METRICS
+from harness.study.runner import run_study
 
 pytestmark = pytest.mark.slow
 

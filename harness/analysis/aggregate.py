@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.stats
 
 from harness.analysis.load import ARM_KEYS, BEST_VAL_ACCURACY
-from harness.run_schema import STATUS_FINISHED, STATUSES, VARIANTS
+from harness.study.run_schema import STATUS_FINISHED, STATUSES, VARIANTS
 
 CONFIDENCE = 0.95
 ARM_INFO = ["optimizer", "pair", "variant", "sigma", "layer_fraction"]

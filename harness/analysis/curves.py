@@ -15,7 +15,7 @@ import pandas as pd
 from harness.analysis.aggregate import CONFIDENCE, describe, order_arms
 from harness.analysis.load import ARM_KEYS
 from harness.analysis.paired import gain_sign
-from harness.run_schema import STATUS_FINISHED
+from harness.study.run_schema import STATUS_FINISHED
 
 CURVE_METRIC = "val_accuracy"
 CURVE_KEYS = [*ARM_KEYS, "pair", "variant"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.run_schema import (
+from harness.study.run_schema import (
     EPOCH_METRICS,
     RUN_KIND_TRIAL,
     STATUS_FAILED,
@@ -33,7 +33,7 @@ from harness.run_schema import (
     VARIANT_BASELINE,
     variant_of,
 )
-from harness.tracking_uri import default_tracking_uri
+from harness.study.tracking_uri import default_tracking_uri
 
 INT_PARAMS = ("depth", "seed", "epochs", "batch_size")
 FLOAT_PARAMS = ("sigma", "layer_fraction", "learning_rate")

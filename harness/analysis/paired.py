@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.stats
 
 from harness.analysis.aggregate import CONFIDENCE, t_halfwidth
-from harness.run_schema import BASE_DISPLAY, STATUS_FINISHED, VARIANT_BASELINE
+from harness.study.run_schema import BASE_DISPLAY, STATUS_FINISHED, VARIANT_BASELINE
 
 MIN_PAIRS = 3
 PAIR_KEYS = ["dataset", "model", "depth", "pair"]

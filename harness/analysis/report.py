@@ -16,7 +16,7 @@ from harness.analysis.depth import depth_trend
 from harness.analysis.load import Study, mlflow_client
 from harness.analysis.paired import pair_seeds, summarize_gains
 from harness.analysis.tables import depth_claims, gains_table, markdown_table, paper_table
-from harness.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
+from harness.study.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
 
 NO_PAIRS = "No Langevin optimizer ran beside its baseline: nothing to pair."
 

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from harness.analysis.depth import TREND_KEYS
-from harness.run_schema import STATUS_DIVERGED, STATUS_FAILED
+from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED
 
 TABLE_INDEX = ["dataset", "model", "depth"]
 

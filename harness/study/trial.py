@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.run_schema import STATUS_DIVERGED, STATUS_FINISHED
+from harness.study.run_schema import STATUS_DIVERGED, STATUS_FINISHED
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"

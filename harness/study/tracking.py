@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
-from harness.run_schema import (
+from harness.study.run_schema import (
     EPOCH_METRICS,
     FINAL_METRICS,
     RUN_KIND_TRIAL,
@@ -33,8 +33,8 @@ from harness.run_schema import (
     TAG_TRIAL_KEY,
     TAG_VARIANT,
 )
-from harness.space import flatten
-from harness.tracking_uri import artifact_location
+from harness.study.space import flatten
+from harness.study.tracking_uri import artifact_location
 
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",

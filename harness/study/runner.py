@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.space import StudySpec, parse_space, trial_configs
-from harness.tracking_uri import resolve_tracking_uri
+from harness.study.space import StudySpec, parse_space, trial_configs
+from harness.study.tracking_uri import resolve_tracking_uri
 
 SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
 
@@ -78,7 +78,7 @@ def _check_resources(spec: StudySpec, where: str, embedded: bool, out=print) -> 
 def _trainable(spec: StudySpec):
     from ray import tune
 
-    from harness.trial import train_trial
+    from harness.study.trial import train_trial
 
     return tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
@@ -86,8 +86,8 @@ def _trainable(spec: StudySpec):
 def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None):
     from ray import tune
 
-    from harness.progress import ProgressPrinter
-    from harness.tracking import MLflowRecorder
+    from harness.study.progress import ProgressPrinter
+    from harness.study.tracking import MLflowRecorder
 
     configs = trial_configs(spec)
 
@@ -161,7 +161,7 @@ def run_study(
 
     from ray import tune
 
-    from harness.tracking import close_running_runs, discard_trial_runs
+    from harness.study.tracking import close_running_runs, discard_trial_runs
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
     storage = resolve_storage(storage_path, spec)

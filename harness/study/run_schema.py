@@ -14,8 +14,20 @@ Final metrics, logged once with step = last epoch:
 Tags:
     run_kind ("trial" for a training run, "analysis" for the run that holds an analysis' report),
     study, trial_key, status (one of STATUSES once the trial ended; running or interrupted
-    before), pair (the base optimizer: a baseline and its Langevin twins share it), variant (one of VARIANTS), plus provenance (git_commit,
-    tensorflow_version, ray_version, devices).
+    before), pair (the base optimizer: a baseline and its Langevin twins share it), variant (one
+    of VARIANTS), plus provenance (git_commit, tensorflow_version, ray_version, devices).
+
+A tuned study (a `tuning:` block, see `harness.study.tuning`) adds:
+    on every trial run: tag `phase` ("tune" or "final"), tag `arm` (stable arm name, e.g.
+    "mnist-dense30-L-Adam"), tag `mlflow.parentRunId` (the arm's parent run), params `phase`,
+    `arm`, `point` (index of the tuning point in the sampler's sequence, 0-based; a final trial
+    carries the chosen point's index), and `learning_rate`, `sigma` (0 for plain arms), `seed`,
+    `depth`, `base_optimizer` as for every trial;
+    one parent run per arm: tag run_kind = "arm", tags `arm`, `study`, `pair`, `variant`,
+    `budget` (K tuning trials), and once chosen `chosen.point`, `chosen.score`,
+    `chosen.<hyper>` (e.g. `chosen.learning_rate`, `chosen.sigma`); params `budget`, `sampler`,
+    `sampler_seed`, `metric`, `mode`, `score_epoch`, `tuning_seeds`, `final_seeds` and the
+    searched ranges `range.<hyper>.low`, `range.<hyper>.high`, `range.<hyper>.log`.
 """
 
 from __future__ import annotations
@@ -34,6 +46,11 @@ GROUP_PARAMS = ("dataset", "model", "depth", "optimizer", "base_optimizer", "sig
 
 RUN_KIND_TRIAL = "trial"
 RUN_KIND_ANALYSIS = "analysis"
+RUN_KIND_ARM = "arm"  # the parent run of one arm of a tuned study
+
+PHASE_TUNE = "tune"
+PHASE_FINAL = "final"
+PHASES = (PHASE_TUNE, PHASE_FINAL)
 
 STATUS_FINISHED = "finished"
 STATUS_DIVERGED = "diverged"
@@ -77,3 +94,9 @@ TAG_TRIAL_KEY = "trial_key"
 TAG_STATUS = "status"
 TAG_PAIR = "pair"
 TAG_VARIANT = "variant"
+TAG_PHASE = "phase"
+TAG_ARM = "arm"
+TAG_BUDGET = "budget"
+TAG_PARENT_RUN = "mlflow.parentRunId"
+CHOSEN_PREFIX = "chosen."  # chosen.point, chosen.score, chosen.learning_rate, chosen.sigma, ...
+RANGE_PREFIX = "range."  # range.learning_rate.low / .high / .log on an arm's parent run

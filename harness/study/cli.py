@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
 def _trial_table(spec) -> str:
     import pandas as pd
 
-    from harness.space import trial_configs
+    from harness.study.space import trial_configs
 
     columns = ["dataset", "model", "depth", "optimizer", "learning_rate", "sigma",
                "layer_fraction", "seed", "epochs", "trial_key"]
@@ -54,14 +54,14 @@ def _trial_table(spec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.space import load_space
+    from harness.study.space import load_space
 
     if bool(args.space) == bool(args.resume):
         raise HarnessError("give either a search-space file or --resume NAME (not both)")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
     if args.resume:
-        from harness.study import load_saved_space
+        from harness.study.runner import load_saved_space
 
         spec, where = load_saved_space(args.resume, args.storage_path), args.resume
     else:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(_trial_table(spec))
         return 0
 
-    from harness.study import run_study
+    from harness.study.runner import run_study
 
     outcome = run_study(
         spec, where=where, address=args.address, tracking_uri=args.tracking_uri,

@@ -11,7 +11,7 @@ import time
 
 from ray import tune
 
-from harness.run_schema import STATUS_DIVERGED
+from harness.study.run_schema import STATUS_DIVERGED
 
 
 def _duration(seconds: float) -> str:

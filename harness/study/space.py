@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.data.catalog import DATASETS
 from harness.errors import HarnessError
 from harness.models import MODEL_FAMILIES
-from harness.run_schema import BASE_DISPLAY, display_name, variant_of
+from harness.study.run_schema import BASE_DISPLAY, display_name, variant_of
 
 BASES = tuple(BASE_DISPLAY)
 
