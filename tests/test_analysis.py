@@ -2,11 +2,13 @@
 
 Study "growth", dataset mnist, model dense, depths 3/20/30/40, 6 seeds per arm:
 - adam: L-Adam − Adam = GAIN[depth] (0 at depth 3, positive from 20 on, growing) plus a
-  seed-wise jitter that sums to 0 at every depth;
+  seed-wise jitter JITTER[seed] · (1 + depth / 40) that sums to 0 at every depth (so each seed has
+  its own slope);
 - rmsprop: L-RMSprop − RMSprop = jitter only (no effect);
-- adadelta: 2 seeds at depths 3 and 20 (too few for an interval);
-- at depth 40, Adam seed 6 failed (no metrics) and L-Adam seed 7 diverged (NaN losses, accuracy
-  0.1), their partners finished; at depth 30 Adam seed 8 has no L-Adam partner.
+- adadelta: accuracy 0.8 everywhere, 2 seeds at depth 3 (too few for an interval) and 4 at depth
+  20, where Adadelta seed 2 failed (no metrics) and L-Adadelta seed 3 diverged (NaN losses, a
+  logged accuracy of 0.05); both count at chance accuracy 0.1, their partners finished;
+- at depth 30 Adam seed 8 has no L-Adam partner.
 Every curve is val_accuracy_e = final · (1 − 0.5^e) over 5 epochs, epoch_time_s = 2 (baseline) or
 3 (Langevin).
 """
@@ -23,6 +25,7 @@ from harness.analysis import plots
 from harness.analysis.curves import trials_to_target
 from harness.analysis.load import load_study
 from harness.analysis.report import analyze
+from harness.analysis.tables import paper_table
 from harness.cli import main
 from harness.study.run_schema import (
     RUN_KIND_ANALYSIS,
@@ -127,7 +130,7 @@ def store(tmp_path_factory):
         for depth in DEPTHS
         for seed in SEEDS
         for pair, gain in (("adam", GAIN[depth]), ("rmsprop", 0.0))
-        for sigma, effect in ((0.0, 0.0), (SIGMA, gain + JITTER[seed]))
+        for sigma, effect in ((0.0, 0.0), (SIGMA, gain + JITTER[seed] * (1 + depth / 40)))
     ]
     planted += [
         ("adadelta", depth, seed, sigma, 0.8, STATUS_FINISHED, EPOCHS)
@@ -136,10 +139,10 @@ def store(tmp_path_factory):
         for sigma in (0.0, SIGMA)
     ]
     planted += [
-        ("adam", 40, 6, 0.0, 0.0, STATUS_FAILED, 0),
-        ("adam", 40, 6, SIGMA, _base_accuracy(40, 6) + GAIN[40], STATUS_FINISHED, EPOCHS),
-        ("adam", 40, 7, 0.0, _base_accuracy(40, 7), STATUS_FINISHED, EPOCHS),
-        ("adam", 40, 7, SIGMA, 0.1, STATUS_DIVERGED, 3),
+        ("adadelta", 20, 2, 0.0, 0.0, STATUS_FAILED, 0),
+        ("adadelta", 20, 2, SIGMA, 0.8, STATUS_FINISHED, EPOCHS),
+        ("adadelta", 20, 3, 0.0, 0.8, STATUS_FINISHED, EPOCHS),
+        ("adadelta", 20, 3, SIGMA, 0.05, STATUS_DIVERGED, 3),
         ("adam", 30, 8, 0.0, _base_accuracy(30, 8), STATUS_FINISHED, EPOCHS),
     ]
     for trial in planted:
@@ -176,7 +179,7 @@ def test_load_gives_one_row_per_trial_and_per_epoch(analysis):
     }
     assert trials["depth"].dtype == "Int64" and trials["sigma"].dtype == float
     assert epochs.groupby("run_id").size().max() == EPOCHS
-    failed = _row(trials, arm="Adam", depth=40, seed=6)
+    failed = _row(trials, arm="Adadelta", depth=20, seed=2)
     assert failed["status"] == STATUS_FAILED and math.isnan(failed["best_val_accuracy"])
     finished = _row(trials, arm="Adam", depth=3, seed=0)
     assert finished["best_val_accuracy"] == pytest.approx(_base_accuracy(3, 0) * (1 - 0.5**EPOCHS))
@@ -189,28 +192,28 @@ def test_load_by_id_names_each_noise_setting_of_one_optimizer(store):
     experiment_id = MlflowClient(store).get_experiment_by_name("sigmas").experiment_id
     study = load_study(experiment_id, store)
     assert study.name == "sigmas"
-    assert set(study.trials["arm"]) == {"Adam", "L-Adam (σ=0.001, f=1)", "L-Adam (σ=0.005, f=1)"}
+    assert set(study.trials["arm"]) == {"Adam", "L-Adam (σ=0.001)", "L-Adam (σ=0.005)"}
 
 
-def test_failed_and_diverged_are_counted_not_averaged(analysis):
+def test_failed_and_diverged_count_at_chance_and_are_counted(analysis):
     summary = analysis.summary
-    adam = _row(summary, arm="Adam", depth=40)
-    assert (adam["n_trials"], adam["n_finished"], adam["n_failed"], adam["n_diverged"]) == (
-        8,
-        7,
-        1,
-        0,
-    )
-    expected = np.mean([_base_accuracy(40, s) for s in [*SEEDS, 7]])
-    assert adam["test_accuracy_n"] == 7 and adam["test_accuracy_mean"] == pytest.approx(expected)
-    langevin = _row(summary, arm="L-Adam", depth=40)
-    assert (langevin["n_trials"], langevin["n_diverged"], langevin["test_accuracy_n"]) == (8, 1, 7)
-    assert langevin["test_accuracy_mean"] > 0.8  # the diverged 0.1 is not in it
+    adadelta = _row(summary, arm="Adadelta", depth=20)
     assert (
-        langevin["test_accuracy_ci_low"]
-        < langevin["test_accuracy_mean"]
-        < langevin["test_accuracy_ci_high"]
-    )
+        adadelta["n_trials"],
+        adadelta["n_finished"],
+        adadelta["n_failed"],
+        adadelta["n_diverged"],
+    ) == (4, 3, 1, 0)
+    assert adadelta["test_accuracy_n"] == 4
+    assert adadelta["test_accuracy_mean"] == pytest.approx((3 * 0.8 + 0.1) / 4)
+    langevin = _row(summary, arm="L-Adadelta", depth=20)
+    assert (langevin["n_trials"], langevin["n_diverged"], langevin["test_accuracy_n"]) == (4, 1, 4)
+    # the diverged run logged 0.05; it counts at the stated score, chance = 0.1
+    assert langevin["test_accuracy_mean"] == pytest.approx((3 * 0.8 + 0.1) / 4)
+    assert 0 <= langevin["test_accuracy_ci_low"] < langevin["test_accuracy_mean"]
+    assert langevin["test_accuracy_mean"] < langevin["test_accuracy_ci_high"] <= 1
+    cell = paper_table(summary, "test_accuracy").set_index("depth").loc[20, "L-Adadelta"]
+    assert cell.startswith("62.50 [") and cell.endswith("(n=4, 1 diverged)")
 
 
 def test_gain_growing_with_depth_gives_positive_slope_and_onset(analysis):
@@ -227,22 +230,31 @@ def test_gain_growing_with_depth_gives_positive_slope_and_onset(analysis):
 def test_no_effect_gives_intervals_covering_zero(analysis):
     for depth in DEPTHS:
         gain = _row(analysis.gains, arm="L-RMSprop", depth=depth)
-        assert gain["ci_low"] < 0 < gain["ci_high"] and gain["boot_low"] < 0 < gain["boot_high"]
-        assert gain["p_wilcoxon"] > 0.05 and gain["p_ttest"] > 0.05 and gain["win_rate"] == 0.5
+        assert gain["ci_low"] < 0 < gain["ci_high"] and gain["p_wilcoxon"] > 0.05
+        assert gain["p_ttest"] > 0.05 and gain["p_wilcoxon_holm"] >= gain["p_wilcoxon"]
+        assert (gain["n_wins"], gain["n_ties"], gain["n_losses"]) == (3, 0, 3)
+        assert math.isnan(gain["boot_low"])  # 6 seeds < MIN_N_BOOTSTRAP
+        assert gain["note"] == "too few seeds for a bootstrap CI (n=6 < 8)"
     trend = _row(analysis.trend, arm="L-RMSprop")
     assert trend["slope_ci_low"] < 0 < trend["slope_ci_high"] and math.isnan(trend["onset_depth"])
 
 
 def test_pairing_uses_seeds_on_both_sides_and_says_which_are_not(analysis):
     gain40 = _row(analysis.gains, arm="L-Adam", depth=40)
-    assert gain40["n_pairs"] == len(SEEDS)
-    assert gain40["unpaired"] == "Adam only: seeds 7; L-Adam only: seeds 6"
-    assert gain40["mean_gain"] == pytest.approx(GAIN[40])
+    assert (gain40["n_pairs"], gain40["unpaired"]) == (len(SEEDS), "")
     gain30 = _row(analysis.gains, arm="L-Adam", depth=30)
     assert (gain30["n_pairs"], gain30["unpaired"]) == (len(SEEDS), "Adam only: seeds 8")
     few = _row(analysis.gains, arm="L-Adadelta", depth=3)
     assert few["n_pairs"] == 2 and math.isnan(few["ci_low"]) and math.isnan(few["p_wilcoxon"])
     assert few["note"].startswith("too few seeds (n=2")
+    failures = _row(analysis.gains, arm="L-Adadelta", depth=20)  # gains 0, 0, +0.7, −0.7
+    assert (failures["n_pairs"], failures["n_failed_baseline"], failures["n_failed_langevin"]) == (
+        4,
+        1,
+        1,
+    )
+    assert (failures["n_wins"], failures["n_ties"], failures["n_losses"]) == (1, 2, 1)
+    assert failures["mean_gain"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_time_to_target(analysis):
@@ -315,7 +327,7 @@ def test_cli_writes_report_logs_analysis_run_and_prints_table(store, tmp_path, c
     ]:
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
-    assert "| dataset | model | depth | Adadelta |" in report and "Adam only: seeds 7" in report
+    assert "| dataset | model | depth | Adadelta |" in report and "Adam only: seeds 8" in report
 
     from mlflow import MlflowClient
 

@@ -1,48 +1,42 @@
 """Per-arm statistics over seeds: each (dataset, model, depth, arm) summarised.
 
-Only finished trials enter the statistics; failed and diverged ones are counted in their own
-columns (n_failed, n_diverged) and never averaged in. For a value x over the n finished seeds:
-mean, std (ddof = 1), median, and the 95 % Student-t interval of the mean,
-    mean ± t_{(1+c)/2, n-1} · std / √n,
-which is undefined (NaN) for n < 2.
+A trial's value is its outcome (`metrics.outcome`): a diverged or failed trial counts at chance
+accuracy for an accuracy metric and is left out of any other metric; n_finished, n_diverged and
+n_failed say how many there were. For the values x of the n counted seeds: mean, std (ddof = 1),
+median, and the 95 % Student-t interval of the mean (`intervals.t_interval`: n ≥ 3; an accuracy's
+interval is clipped to [0, 1]).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import scipy.stats
 
+from harness.analysis.intervals import CONFIDENCE, UNBOUNDED, clip, t_halfwidth
 from harness.analysis.load import ARM_KEYS, BEST_VAL_ACCURACY
-from harness.study.run_schema import STATUS_FINISHED, STATUSES, VARIANTS
+from harness.analysis.metrics import is_accuracy, outcome
+from harness.study.run_schema import STATUSES, VARIANTS
 
-CONFIDENCE = 0.95
-ARM_INFO = ["optimizer", "pair", "variant", "sigma", "layer_fraction"]
-
-
-def t_halfwidth(std, n, confidence: float = CONFIDENCE):
-    """Half-width of the t interval of a mean: t_{(1+c)/2, n-1} · std / √n (NaN where n < 2)."""
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (
-            scipy.stats.t.ppf((1 + confidence) / 2, n - 1)
-            * np.asarray(std, dtype=float)
-            / np.sqrt(n)
-        )
+ARM_INFO = ["optimizer", "pair", "variant", "sigma", "layer_fraction", "shared_config"]
+UNIT = (0.0, 1.0)
 
 
 def describe(
     frame: pd.DataFrame, keys: list[str], column: str, confidence: float = CONFIDENCE
 ) -> pd.DataFrame:
-    """n (non-NaN values), mean, std, median, ci_low, ci_high of `column` per group of `keys`."""
+    """n (non-NaN values), mean, std, median, ci_low, ci_high of `column` per group of `keys`;
+    the interval is clipped to [0, 1] when `column` is an accuracy."""
     stats = frame.groupby(keys)[column].agg(n="count", mean="mean", std="std", median="median")
     halfwidth = t_halfwidth(stats["std"], stats["n"], confidence)
-    return stats.assign(ci_low=stats["mean"] - halfwidth, ci_high=stats["mean"] + halfwidth)
+    bounds = UNIT if is_accuracy(column) else UNBOUNDED
+    return stats.assign(
+        ci_low=clip(stats["mean"] - halfwidth, bounds),
+        ci_high=clip(stats["mean"] + halfwidth, bounds),
+    )
 
 
 def summarize(trials: pd.DataFrame, metric: str, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """One row per arm: n_trials, n_finished/n_diverged/n_failed, then `{metric}_{stat}` and
-    `best_val_accuracy_{stat}` for stat in n, mean, std, median, ci_low, ci_high (finished trials)."""
+    `best_val_accuracy_{stat}` for stat in n, mean, std, median, ci_low, ci_high (outcomes)."""
     groups = trials.groupby(ARM_KEYS)
     info = groups[ARM_INFO].first().assign(n_trials=groups.size())
     counts = (
@@ -52,10 +46,10 @@ def summarize(trials: pd.DataFrame, metric: str, confidence: float = CONFIDENCE)
         .reindex(columns=list(STATUSES), fill_value=0)
         .add_prefix("n_")
     )
-    finished = trials[trials["status"] == STATUS_FINISHED]
     summary = info.join(counts)
     for column in dict.fromkeys([metric, BEST_VAL_ACCURACY]):
-        stats = describe(finished, ARM_KEYS, column, confidence).add_prefix(f"{column}_")
+        values = trials.assign(**{column: outcome(trials, column)})
+        stats = describe(values, ARM_KEYS, column, confidence).add_prefix(f"{column}_")
         summary = summary.join(stats)
         summary[f"{column}_n"] = summary[f"{column}_n"].fillna(0).astype(int)
     return order_arms(summary.reset_index())

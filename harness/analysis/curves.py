@@ -1,9 +1,10 @@
 """Learning curves over epochs and time to a target (DeepOBS' speed, AlgoPerf's time-to-target).
 
-Only finished trials are used. `learning_curves`: per (dataset, model, depth, arm, epoch), the
+Only finished trials are used (a diverged or failed run has no curve to average; the summary
+counts it). `learning_curves`: per (dataset, model, depth, arm, epoch), the
 n, mean, std, median and t interval across seeds of a per-epoch metric (as in `aggregate`).
-`trials_to_target`: per trial, the first epoch e with metric_e ≥ target (≤ for a loss) and the
-seconds until then, Σ_{k ≤ e} epoch_time_s_k; NaN when never reached.
+`trials_to_target`: per trial, the first epoch e with metric_e ≥ target (≤ where lower is better,
+`metrics.DIRECTION`) and the seconds until then, Σ_{k ≤ e} epoch_time_s_k; NaN when never reached.
 `time_to_target`: per arm, n, n_reached, and the median and mean epochs and seconds to target of
 the trials that reached it.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.analysis.aggregate import CONFIDENCE, describe, order_arms
+from harness.analysis.aggregate import describe, order_arms
+from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import ARM_KEYS
-from harness.analysis.paired import gain_sign
+from harness.analysis.metrics import direction
 from harness.study.run_schema import STATUS_FINISHED
 
 CURVE_METRIC = "val_accuracy"
@@ -35,7 +37,7 @@ def trials_to_target(
     """Per finished trial: epochs_to_target and seconds_to_target (NaN when never reached)."""
     finished = epochs[epochs["status"] == STATUS_FINISHED].sort_values(["run_id", "epoch"])
     finished = finished.assign(seconds=finished.groupby("run_id")["epoch_time_s"].cumsum())
-    reached = gain_sign(metric) * (finished[metric] - target) >= 0
+    reached = direction(metric) * (finished[metric] - target) >= 0
     first_hit = finished[reached].groupby("run_id")[["epoch", "seconds"]].first()
     per_trial = finished.groupby("run_id")[[*CURVE_KEYS, "seed"]].first()
     return per_trial.join(

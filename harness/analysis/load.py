@@ -1,14 +1,29 @@
-"""Load a study (one MLflow experiment) into two tidy pandas tables.
+"""Load a study (one MLflow experiment) into tidy pandas tables.
 
-`Study.trials`: one row per trial run (tag run_kind = "trial"; analysis runs are ignored) with
-    run_id, trial_key, status, variant, pair, arm, the typed config params, the last logged value of
-    every metric (for a per-epoch metric: its value at the last epoch), and two derived columns:
-    best_val_accuracy = max over epochs of val_accuracy, epochs_done = last epoch logged.
+`Study.trials`: one row per trial run (tag run_kind = "trial"; analysis and arm runs are ignored)
+    with run_id, trial_key, status, variant, pair, every param (the typed ones converted), the last
+    logged value of every metric (for a per-epoch metric: its value at the last epoch), two derived
+    columns best_val_accuracy = max over epochs of val_accuracy, epochs_done = last epoch logged,
+    and for a tuned study `phase` ("tune" / "final"), `arm_id` (the stable arm name of its tag) and
+    `point` (the tuning point's index); untuned studies have phase = arm_id = None.
 `Study.epochs`: one row per (trial, epoch) with the trial's key columns and one column per
     per-epoch metric. A value logged twice for one epoch (a resumed trial) keeps the later one.
+`Study.arms`: a tuned study's parent runs (run_kind = "arm"), one row per arm: arm_id, pair,
+    variant, budget, the `chosen.*` tags and every param (ranges `range.<hyper>.low/high/log`,
+    sampler, seeds...); empty for an untuned study.
 
-`arm` names what is compared: the optimizer's display name ("Adam", "L-Adam", "LL-Adam"); when a
-Langevin optimizer ran with several (sigma, layer_fraction) settings they are appended to it.
+What is compared is keyed by every hyperparameter that differs, so that two settings never pool
+into one arm or cross-pair:
+- `shared_config`: the shared hyperparameters (learning rate, epochs, batch size, any param but the
+  Langevin-only `sigma`, `sigma_schedule.*`, `layer_fraction`) that take more than one value in
+  some (dataset, model, depth, pair) group of the study, as "lr=0.005, epochs=10" ("" when none);
+  a Langevin arm pairs only with the baseline of the same shared_config;
+- `arm`: the optimizer's display name ("Adam", "L-Adam", "LL-Adam") followed by the shared_config
+  and, on Langevin arms, the Langevin-only hyperparameters that take more than one value among one
+  optimizer's noisy trials at one depth: "L-Adam (lr=0.005, σ=0.001)".
+In a tuned study the tuned hyperparameters (those with a `range.*` on an arm run) vary by design
+and are left out of both: its arm is its `arm_id`, and the tuning trials are analysed apart from
+the finals (see `harness.analysis.report`).
 A trial without a status tag never reported an outcome and counts as failed.
 """
 
@@ -23,9 +38,13 @@ import pandas as pd
 from harness.errors import HarnessError
 from harness.study.run_schema import (
     EPOCH_METRICS,
+    RANGE_PREFIX,
+    RUN_KIND_ARM,
     RUN_KIND_TRIAL,
     STATUS_FAILED,
+    TAG_ARM,
     TAG_PAIR,
+    TAG_PHASE,
     TAG_RUN_KIND,
     TAG_STATUS,
     TAG_TRIAL_KEY,
@@ -35,15 +54,24 @@ from harness.study.run_schema import (
 )
 from harness.study.tracking_uri import default_tracking_uri
 
-INT_PARAMS = ("depth", "seed", "epochs", "batch_size")
+INT_PARAMS = ("depth", "seed", "epochs", "batch_size", "point")
 FLOAT_PARAMS = ("sigma", "layer_fraction", "learning_rate")
 TEXT_PARAMS = ("dataset", "model", "optimizer", "base_optimizer")
 BEST_VAL_ACCURACY = "best_val_accuracy"
 EPOCHS_DONE = "epochs_done"
+# Params that say which trial it is, not how it was configured.
+IDENTITY_PARAMS = frozenset(
+    {
+        "dataset", "model", "depth", "optimizer", "base_optimizer", "variant", "seed",
+        "trial_key", "study", "experiment", "data_dir", "phase", "arm", "point",
+    }
+)  # fmt: skip
+LANGEVIN_ONLY = ("sigma", "layer_fraction", "sigma_schedule")
+SHORT_NAMES = {"learning_rate": "lr", "sigma": "σ", "layer_fraction": "f", "batch_size": "batch"}
 # What a compared group is: one arm at one depth of one (dataset, model).
 ARM_KEYS = ["dataset", "model", "depth", "arm"]
 # Trial columns repeated on every epoch row.
-EPOCH_KEYS = ["run_id", *ARM_KEYS, "optimizer", "pair", "variant", "seed", "status"]
+EPOCH_KEYS = ["run_id", *ARM_KEYS, "optimizer", "pair", "variant", "seed", "status", "phase"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +82,12 @@ class Study:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     metric_names: tuple[str, ...]
+    arms: pd.DataFrame  # a tuned study's arm runs; empty when untuned
+
+    @property
+    def tuned(self) -> bool:
+        """A tuned study: its trials carry a phase tag."""
+        return bool(self.trials["phase"].notna().any())
 
     def require_metric(self, metric: str) -> None:
         """Raise a one-line HarnessError naming the logged metrics when `metric` is not one."""
@@ -79,7 +113,8 @@ def mlflow_client(tracking_uri: str):
 
 
 def load_study(study: str, tracking_uri: str | None = None) -> Study:
-    """Read every trial run of the experiment named (or numbered) `study`."""
+    """Read every trial run (and, for a tuned study, every arm run) of the experiment named (or
+    numbered) `study`."""
     tracking_uri = tracking_uri or default_tracking_uri()
     client = mlflow_client(tracking_uri)
     experiment = _find_experiment(client, study, tracking_uri)
@@ -90,7 +125,10 @@ def load_study(study: str, tracking_uri: str | None = None) -> Study:
         raise HarnessError(
             f"study {experiment.name!r} (experiment {experiment.experiment_id}) has no trial runs"
         )
-    trials = _trials_frame(runs)
+    arms = _arms_frame(
+        _search_all(client, experiment.experiment_id, f"tags.{TAG_RUN_KIND} = '{RUN_KIND_ARM}'")
+    )
+    trials = _trials_frame(runs, tuned_hypers(arms))
     epochs = _epochs_frame(client, runs, trials)
     per_trial = epochs.groupby("run_id").agg(
         **{BEST_VAL_ACCURACY: ("val_accuracy", "max"), EPOCHS_DONE: ("epoch", "max")}
@@ -104,6 +142,7 @@ def load_study(study: str, tracking_uri: str | None = None) -> Study:
         trials=trials,
         epochs=epochs,
         metric_names=(*logged, *([BEST_VAL_ACCURACY] if "val_accuracy" in logged else [])),
+        arms=arms,
     )
 
 
@@ -136,22 +175,56 @@ def _search_all(client, experiment_id: str, filter_string: str) -> list:
             return runs
 
 
-def _trials_frame(runs: list) -> pd.DataFrame:
+def _arms_frame(runs: list) -> pd.DataFrame:
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            **run.data.params,
+            **{k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+            "arm_id": run.data.tags.get(TAG_ARM),
+        }
+        for run in runs
+    ]
+    return pd.DataFrame(rows).drop(columns=[TAG_ARM], errors="ignore")
+
+
+def tuned_hypers(arms: pd.DataFrame) -> tuple[str, ...]:
+    """The hyperparameters a tuned study searched: the <hyper> of its `range.<hyper>.low` params."""
+    suffix = ".low"
+    return tuple(
+        sorted(
+            {
+                c[len(RANGE_PREFIX) : -len(suffix)]
+                for c in arms.columns
+                if c.startswith(RANGE_PREFIX) and c.endswith(suffix)
+            }
+        )
+    )
+
+
+def _trials_frame(runs: list, tuned: tuple[str, ...]) -> pd.DataFrame:
     rows = []
     for run in runs:
         params, tags = run.data.params, run.data.tags
         rows.append(
             {
+                **params,
                 "run_id": run.info.run_id,
                 "trial_key": tags.get(TAG_TRIAL_KEY, run.info.run_name),
                 "status": tags.get(TAG_STATUS, STATUS_FAILED),
                 "pair": tags.get(TAG_PAIR, params.get("base_optimizer")),
                 "variant": tags.get(TAG_VARIANT),
-                **{name: params.get(name) for name in (*TEXT_PARAMS, *INT_PARAMS, *FLOAT_PARAMS)},
+                "phase": tags.get(TAG_PHASE),
+                "arm_id": tags.get(TAG_ARM),
                 **run.data.metrics,
             }
         )
-    trials = pd.DataFrame(rows)
+    trials = pd.DataFrame(rows).drop(columns=["arm"], errors="ignore")
+    logged = {key for run in runs for key in run.data.params}
+    config = [c for c in trials.columns if c in logged and c not in IDENTITY_PARAMS]
+    trials = trials.reindex(
+        columns=trials.columns.union(TEXT_PARAMS + INT_PARAMS + FLOAT_PARAMS, sort=False)
+    )
     for name in INT_PARAMS:
         trials[name] = pd.to_numeric(trials[name], errors="coerce").astype("Int64")
     for name in FLOAT_PARAMS:
@@ -161,22 +234,55 @@ def _trials_frame(runs: list) -> pd.DataFrame:
         variant_of(s, f)
         for s, f in zip(trials.sigma[untagged], trials.layer_fraction[untagged], strict=True)
     ]
-    trials["arm"] = _arm_labels(trials)
-    return trials
+    return label_arms(trials, [c for c in config if not _is_tuned(c, tuned)])
 
 
-def _arm_labels(trials: pd.DataFrame) -> pd.Series:
-    noisy = trials["variant"] != VARIANT_BASELINE
-    settings = trials[noisy].groupby("optimizer")[["sigma", "layer_fraction"]].nunique()
-    ambiguous = trials["optimizer"].isin(settings.index[(settings > 1).any(axis=1)]) & noisy
-    suffix = (
-        " (σ="
-        + trials["sigma"].map("{:g}".format)
-        + ", f="
-        + trials["layer_fraction"].map("{:g}".format)
-        + ")"
+def _is_tuned(param: str, tuned: tuple[str, ...]) -> bool:
+    return param in tuned or param.removeprefix("hyper.") in tuned
+
+
+def _langevin_only(param: str) -> bool:
+    return param.split(".")[0] in LANGEVIN_ONLY
+
+
+def _differing(trials: pd.DataFrame, params: list[str], by: list[str]) -> list[str]:
+    """The params that take more than one value within some group of `by`."""
+    if trials.empty:
+        return []
+    counts = trials[[*by, *params]].astype(str).groupby(by)[params].nunique()
+    return [p for p in params if (counts[p] > 1).any()]
+
+
+def _setting(trials: pd.DataFrame, params: list[str]) -> pd.Series:
+    """ "lr=0.005, epochs=10" per trial, from the raw values of `params` ("" when none)."""
+
+    def show(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return pd.Series(
+        [
+            ", ".join(f"{SHORT_NAMES.get(p, p)}={show(row[p])}" for p in params)
+            for _, row in trials[params].iterrows()
+        ]
+        if params
+        else [""] * len(trials),
+        index=trials.index,
+        dtype=object,
     )
-    return trials["optimizer"].where(~ambiguous, trials["optimizer"] + suffix)
+
+
+def label_arms(trials: pd.DataFrame, config: list[str]) -> pd.DataFrame:
+    """Add `shared_config` and `arm` (see the module docstring) from the `config` params."""
+    shared = [p for p in config if not _langevin_only(p)]
+    shared = _differing(trials, shared, ["dataset", "model", "depth", "pair"])
+    noisy = trials["variant"] != VARIANT_BASELINE
+    langevin = [p for p in config if _langevin_only(p)]
+    langevin = _differing(trials[noisy], langevin, ["dataset", "model", "depth", "optimizer"])
+    trials = trials.assign(shared_config=_setting(trials, shared))
+    own = _setting(trials, langevin).where(noisy, "")
+    suffix = trials["shared_config"].str.cat(own, sep=", ").str.strip(", ")
+    arm = trials["optimizer"].where(suffix == "", trials["optimizer"] + " (" + suffix + ")")
+    return trials.assign(arm=arm)
 
 
 def _epochs_frame(client, runs: list, trials: pd.DataFrame) -> pd.DataFrame:

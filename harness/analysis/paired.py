@@ -1,14 +1,18 @@
 """Paired Langevin − baseline differences, seed by seed.
 
-A Langevin arm and its baseline (same dataset, model, depth and pair) run with the same seed share
-initial weights and data order, so they are compared per seed:
-    gain_s = sign · (langevin_s − baseline_s),   sign = −1 for a loss metric, +1 otherwise,
-so that gain > 0 always means "Langevin did better". Only seeds whose trials finished with a value
-on both sides are paired; the others are listed in `unpaired`. Over the n paired seeds:
-mean gain, std (ddof = 1), the t interval mean ± t_{(1+c)/2, n-1} · std / √n, the percentile
-bootstrap interval of the mean (9999 resamples, fixed seed), the Wilcoxon signed-rank p-value and
-the paired t-test p-value (one-sample t-test of the gains against 0), and the win rate (fraction of
-seeds with gain > 0). Below MIN_PAIRS paired seeds no interval or test is computed; `note` says so.
+A Langevin arm and its baseline (same dataset, model, depth, pair and shared_config, see
+`load`) run with the same seed share initial weights and data order, so they are compared per
+seed on their outcomes (`metrics.outcome`: a diverged or failed run counts at chance accuracy):
+    gain_s = direction(metric) · (langevin_s − baseline_s),
+so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). Seeds without a value
+on both sides are listed in `unpaired`; n_failed_baseline / n_failed_langevin count the paired
+seeds whose run diverged or failed on that side. Over the n paired seeds:
+mean gain, std (ddof = 1), wins / ties / losses (gain > 0, = 0, < 0), the t interval (n ≥ 3;
+clipped to [−1, 1] for an accuracy), the BCa bootstrap interval of the mean (n ≥ 8), the Wilcoxon
+signed-rank p-value (zero gains dropped, as scipy's default; all gains zero: p = 1; n ≥ 3) with its Holm correction
+across the depths of one comparison (statsmodels multipletests), and the paired t-test p-value
+(one-sample t-test of the gains against 0). `note` says which statistics too few seeds left out
+(see `intervals` for each minimum n).
 """
 
 from __future__ import annotations
@@ -19,16 +23,27 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from harness.analysis.aggregate import CONFIDENCE, t_halfwidth
-from harness.study.run_schema import BASE_DISPLAY, STATUS_FINISHED, VARIANT_BASELINE
+from harness.analysis.intervals import (
+    CONFIDENCE,
+    MIN_N_BOOTSTRAP,
+    MIN_N_T,
+    UNBOUNDED,
+    bca_interval,
+    t_interval,
+)
+from harness.analysis.metrics import direction, is_accuracy, outcome
+from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, VARIANT_BASELINE
 
-MIN_PAIRS = 3
-PAIR_KEYS = ["dataset", "model", "depth", "pair"]
+PAIR_KEYS = ["dataset", "model", "depth", "pair", "shared_config"]
 COMPARISON_KEYS = [*PAIR_KEYS, "arm"]
+# Comparisons whose p-values are Holm-corrected together: one Langevin arm over the depths.
+FAMILY_KEYS = ["dataset", "model", "pair", "arm"]
 GAIN_STATS = [
     "mean_gain",
     "std_gain",
-    "win_rate",
+    "n_wins",
+    "n_ties",
+    "n_losses",
     "ci_low",
     "ci_high",
     "boot_low",
@@ -36,95 +51,121 @@ GAIN_STATS = [
     "p_wilcoxon",
     "p_ttest",
 ]
-GAIN_COLUMNS = [*COMPARISON_KEYS, "baseline_arm", "n_pairs", *GAIN_STATS, "unpaired", "note"]
-
-
-def gain_sign(metric: str) -> float:
-    """+1 where higher is better (accuracy), −1 for a loss."""
-    return -1.0 if "loss" in metric else 1.0
+GAIN_COLUMNS = [
+    *COMPARISON_KEYS,
+    "baseline_arm",
+    "n_pairs",
+    "n_failed_baseline",
+    "n_failed_langevin",
+    *GAIN_STATS,
+    "p_wilcoxon_holm",
+    "unpaired",
+    "note",
+]
+GAIN_BOUNDS = (-1.0, 1.0)
+NO_BASELINE = "no baseline"  # a Langevin arm whose setting no baseline ran
 
 
 def pair_seeds(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per (dataset, model, depth, pair, Langevin arm, seed) over the seeds run on either
-    side: `baseline` and `langevin` values (NaN where that side did not finish with a value) and
-    `gain` (NaN unless both did)."""
-    value = trials[metric].where(trials["status"] == STATUS_FINISHED)
-    frame = trials.assign(value=value)
+    """One row per (comparison, seed) over the seeds run on either side: `baseline` and `langevin`
+    outcomes (NaN where that side has none), whether each side `*_failed` (diverged or failed),
+    `baseline_arm`, and `gain` (NaN unless both sides have a value)."""
+    failed = trials["status"].isin([STATUS_DIVERGED, STATUS_FAILED])
+    frame = trials.assign(value=outcome(trials, metric), failed=failed)
     is_baseline = frame["variant"] == VARIANT_BASELINE
-    langevin = frame.loc[~is_baseline, [*COMPARISON_KEYS, "seed", "value"]].rename(
-        columns={"value": "langevin"}
+    langevin = frame.loc[~is_baseline, [*COMPARISON_KEYS, "seed", "value", "failed"]].rename(
+        columns={"value": "langevin", "failed": "langevin_failed"}
     )
-    baseline = frame.loc[is_baseline, [*PAIR_KEYS, "seed", "value"]].rename(
-        columns={"value": "baseline"}
+    baseline = frame.loc[is_baseline, [*PAIR_KEYS, "seed", "arm", "value", "failed"]].rename(
+        columns={"arm": "baseline_arm", "value": "baseline", "failed": "baseline_failed"}
     )
     # Every Langevin arm meets every seed its baseline ran, so baseline-only seeds show up too.
     arms = langevin[COMPARISON_KEYS].drop_duplicates()
     per_seed = langevin.merge(
         arms.merge(baseline, on=PAIR_KEYS), on=[*COMPARISON_KEYS, "seed"], how="outer"
     )
-    per_seed["gain"] = gain_sign(metric) * (per_seed["langevin"] - per_seed["baseline"])
+    per_seed["gain"] = direction(metric) * (per_seed["langevin"] - per_seed["baseline"])
     return per_seed.sort_values([*COMPARISON_KEYS, "seed"], ignore_index=True)
 
 
-def gain_stats(gains: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float]:
-    """mean_gain, std_gain, win_rate, ci_low/ci_high (t), boot_low/boot_high, p_wilcoxon, p_ttest."""
+def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -> dict:
+    """The GAIN_STATS of the paired `gains` of `metric` (NaN where n is below a minimum)."""
     n = len(gains)
     stats = dict.fromkeys(GAIN_STATS, np.nan)
+    stats.update(
+        n_wins=int((gains > 0).sum()),
+        n_ties=int((gains == 0).sum()),
+        n_losses=int((gains < 0).sum()),
+    )
     if n:
-        stats.update(mean_gain=gains.mean(), win_rate=(gains > 0).mean())
-    if n < MIN_PAIRS:
+        stats.update(mean_gain=gains.mean())
+    if n < MIN_N_T:
         return stats
-    std = gains.std(ddof=1)
-    halfwidth = t_halfwidth(std, n, confidence)
-    boot = scipy.stats.bootstrap(
-        (gains,),
-        np.mean,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(0),
-    ).confidence_interval
+    bounds = GAIN_BOUNDS if is_accuracy(metric) else UNBOUNDED
+    ci_low, ci_high = t_interval(gains, confidence, bounds)
+    boot_low, boot_high = bca_interval(gains, np.mean, confidence)
     with warnings.catch_warnings():  # constant gains: the tests' variance is 0, p-values degenerate
         warnings.simplefilter("ignore", RuntimeWarning)
-        p_wilcoxon = scipy.stats.wilcoxon(gains).pvalue
+        p_wilcoxon = scipy.stats.wilcoxon(gains).pvalue if np.any(gains != 0) else 1.0
         p_ttest = scipy.stats.ttest_1samp(gains, 0.0).pvalue
     stats.update(
-        std_gain=std,
-        ci_low=stats["mean_gain"] - halfwidth,
-        ci_high=stats["mean_gain"] + halfwidth,
-        boot_low=boot.low,
-        boot_high=boot.high,
+        std_gain=gains.std(ddof=1),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        boot_low=boot_low,
+        boot_high=boot_high,
         p_wilcoxon=p_wilcoxon,
         p_ttest=p_ttest,
     )
     return stats
 
 
-def summarize_gains(per_seed: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """One row per comparison (dataset, model, depth, pair, Langevin arm): `baseline_arm`, n_pairs,
-    the gain statistics, `unpaired` (which seeds lack a partner) and `note`."""
+def summarize_gains(
+    per_seed: pd.DataFrame, metric: str, confidence: float = CONFIDENCE
+) -> pd.DataFrame:
+    """One row per comparison (dataset, model, depth, pair, shared_config, Langevin arm):
+    `baseline_arm`, n_pairs, the failure counts, the gain statistics, `p_wilcoxon_holm`,
+    `unpaired` (which seeds lack a partner) and `note`."""
     rows = []
     for keys, group in per_seed.groupby(COMPARISON_KEYS, sort=True):
         row = dict(zip(COMPARISON_KEYS, keys, strict=True))
-        baseline_arm = BASE_DISPLAY.get(row["pair"], row["pair"])
-        gains = group["gain"].dropna().to_numpy()
+        named = group["baseline_arm"].dropna()
+        baseline_arm = named.iloc[0] if len(named) else NO_BASELINE
+        paired = group[group["gain"].notna()]
+        gains = paired["gain"].to_numpy(dtype=float)
         rows.append(
             {
                 **row,
                 "baseline_arm": baseline_arm,
                 "n_pairs": len(gains),
-                **gain_stats(gains, confidence),
+                "n_failed_baseline": int(paired["baseline_failed"].astype(bool).sum()),
+                "n_failed_langevin": int(paired["langevin_failed"].astype(bool).sum()),
+                **gain_stats(gains, metric, confidence),
                 "unpaired": _unpaired(group, baseline_arm, row["arm"]),
                 "note": _note(len(gains)),
             }
         )
-    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    gains = pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    return gains.assign(p_wilcoxon_holm=holm(gains, "p_wilcoxon"))
+
+
+def holm(gains: pd.DataFrame, column: str) -> pd.Series:
+    """Holm-adjusted `column` within each FAMILY_KEYS group (the depths of one comparison)."""
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = pd.Series(np.nan, index=gains.index)
+    for _, family in gains.groupby(FAMILY_KEYS):
+        p = family[column].dropna()
+        if len(p):
+            adjusted[p.index] = multipletests(p.to_numpy(), method="holm")[1]
+    return adjusted
 
 
 def _unpaired(group: pd.DataFrame, baseline_arm: str, arm: str) -> str:
     sides = {
         f"{baseline_arm} only": group["baseline"].notna() & group["langevin"].isna(),
         f"{arm} only": group["langevin"].notna() & group["baseline"].isna(),
-        "neither finished": group["langevin"].isna() & group["baseline"].isna(),
+        "neither has a value": group["langevin"].isna() & group["baseline"].isna(),
     }
     return "; ".join(
         f"{side}: seeds {', '.join(map(str, group.loc[mask, 'seed']))}"
@@ -135,7 +176,9 @@ def _unpaired(group: pd.DataFrame, baseline_arm: str, arm: str) -> str:
 
 def _note(n_pairs: int) -> str:
     if n_pairs == 0:
-        return "no seed finished on both sides"
-    if n_pairs < MIN_PAIRS:
-        return f"too few seeds (n={n_pairs} < {MIN_PAIRS}): no CI, no test"
+        return "no seed with a value on both sides"
+    if n_pairs < MIN_N_T:
+        return f"too few seeds (n={n_pairs} < {MIN_N_T}): no CI, no test"
+    if n_pairs < MIN_N_BOOTSTRAP:
+        return f"too few seeds for a bootstrap CI (n={n_pairs} < {MIN_N_BOOTSTRAP})"
     return ""

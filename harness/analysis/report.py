@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis import plots
-from harness.analysis.aggregate import CONFIDENCE, summarize
+from harness.analysis.aggregate import summarize
 from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_target
 from harness.analysis.depth import depth_trend
+from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study, mlflow_client
 from harness.analysis.paired import pair_seeds, summarize_gains
 from harness.analysis.tables import depth_claims, gains_table, markdown_table, paper_table
@@ -64,7 +65,7 @@ def analyze(
     """Every statistic of the study for `metric` (a one-line HarnessError if it was not logged)."""
     study.require_metric(metric)
     per_seed = pair_seeds(study.trials, metric)
-    gains = summarize_gains(per_seed, confidence)
+    gains = summarize_gains(per_seed, metric, confidence)
     return Analysis(
         study=study,
         metric=metric,

@@ -1,7 +1,8 @@
 """Human-readable tables and sentences from an analysis' frames.
 
-Accuracy-like metrics are shown in percent (as in the paper), gains in percentage points; an
-interval is shown as mean ± half-width of the 95 % t interval, with the number of seeds behind it.
+Accuracy metrics are shown in percent (as in the paper), gains in percentage points; an
+interval is shown as mean ± half-width of the 95 % t interval, with the number of seeds behind it,
+or "too few seeds" below the interval's minimum n (see `intervals`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import math
 import pandas as pd
 
 from harness.analysis.depth import TREND_KEYS
+from harness.analysis.intervals import MIN_N_T
+from harness.analysis.metrics import is_accuracy
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED
 
 TABLE_INDEX = ["dataset", "model", "depth"]
+TOO_FEW = "too few seeds"
 
 
 def _percent(metric: str) -> bool:
-    return "accuracy" in metric
+    return is_accuracy(metric)
 
 
 def _number(value: float, metric: str, signed: bool = False) -> str:
@@ -31,12 +35,22 @@ def _p(value: float) -> str:
     return "—" if pd.isna(value) else f"{value:.3g}"
 
 
+def _estimate(mean, low, high, n, metric: str, signed: bool = False) -> str:
+    """ "m ± h" for a symmetric interval, "m [low, high]" for one clipped at a bound, "m (too few
+    seeds)" below the t interval's minimum n."""
+    text = _number(mean, metric, signed)
+    if pd.isna(low):
+        return f"{text} ({TOO_FEW})" if 0 < n < MIN_N_T else text
+    if math.isclose(mean - low, high - mean, rel_tol=1e-9, abs_tol=1e-12):
+        return f"{text} ± {_number(high - mean, metric)}"
+    return f"{text} [{_number(low, metric, signed)}, {_number(high, metric, signed)}]"
+
+
 def _cell(row: pd.Series, metric: str) -> str:
     n = row[f"{metric}_n"]
-    mean, low = row[f"{metric}_mean"], row[f"{metric}_ci_low"]
-    text = _number(mean, metric)
-    if not pd.isna(low):
-        text += f" ± {_number(mean - low, metric)}"
+    text = _estimate(
+        row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], n, metric
+    )
     outcomes = [f"n={n}"] + [
         f"{row[f'n_{status}']} {status}"
         for status in (STATUS_DIVERGED, STATUS_FAILED)
@@ -47,7 +61,8 @@ def _cell(row: pd.Series, metric: str) -> str:
 
 def paper_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The paper's table with seeds: a row per (dataset, model, depth), a column per arm (each
-    baseline followed by its Langevin twins), cells "mean ± CI half-width (n=…, k diverged, k failed)"."""
+    baseline followed by its Langevin twins), cells "mean ± CI half-width (n=…, k diverged, k failed)";
+    diverged and failed runs are in the mean at chance accuracy (accuracy metrics)."""
     cells = summary.assign(cell=[_cell(row, metric) for _, row in summary.iterrows()])
     arms = list(dict.fromkeys(summary["arm"]))
     table = (
@@ -60,8 +75,9 @@ def paper_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def gains_table(gains: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per comparison: n paired seeds, mean gain ± CI half-width, t and bootstrap intervals,
-    Wilcoxon and t p-values, wins, and the notes (too few seeds, unpaired seeds)."""
+    """One row per comparison: n paired seeds, mean gain ± t half-width, the BCa interval, the
+    Wilcoxon p-value (raw and Holm across depths) and the t-test p-value, wins / ties / losses,
+    how many paired runs diverged or failed on each side (at chance accuracy), and the notes."""
     unit = " (pp)" if _percent(metric) else ""
     return pd.DataFrame(
         {
@@ -69,21 +85,21 @@ def gains_table(gains: pd.DataFrame, metric: str) -> pd.DataFrame:
             "comparison": gains["arm"] + " − " + gains["baseline_arm"],
             "n": gains["n_pairs"],
             f"gain{unit}": [
-                _number(m, metric, signed=True)
-                + ("" if pd.isna(lo) else f" ± {_number(m - lo, metric)}")
-                for m, lo in zip(gains["mean_gain"], gains["ci_low"], strict=True)
+                _estimate(row.mean_gain, row.ci_low, row.ci_high, row.n_pairs, metric, signed=True)
+                for row in gains.itertuples()
             ],
-            "bootstrap CI": [
+            "BCa CI": [
                 "—"
                 if pd.isna(lo)
                 else f"[{_number(lo, metric, True)}, {_number(hi, metric, True)}]"
                 for lo, hi in zip(gains["boot_low"], gains["boot_high"], strict=True)
             ],
             "p Wilcoxon": gains["p_wilcoxon"].map(_p),
+            "p Holm": gains["p_wilcoxon_holm"].map(_p),
             "p t-test": gains["p_ttest"].map(_p),
-            "wins": [
-                "—" if pd.isna(rate) else f"{round(rate * n)}/{n}"
-                for rate, n in zip(gains["win_rate"], gains["n_pairs"], strict=True)
+            "W/T/L": [f"{row.n_wins}/{row.n_ties}/{row.n_losses}" for row in gains.itertuples()],
+            "diverged/failed (base, Langevin)": [
+                f"{row.n_failed_baseline}, {row.n_failed_langevin}" for row in gains.itertuples()
             ],
             "note": [
                 "; ".join(filter(None, parts))
@@ -101,12 +117,14 @@ def depth_claims(trend: pd.DataFrame, gains: pd.DataFrame, metric: str) -> list[
     for _, row in trend.iterrows():
         head = f"{row['arm']} vs {baseline_of[(row['pair'], row['arm'])]} on {row['dataset']}/{row['model']} (depths {row['depths']})"
         if pd.isna(row["slope"]):
-            slope = f"too few paired seeds or depths for a slope (n={row['n_pairs']})"
+            slope = (
+                f"{TOO_FEW} with two or more depths for a slope (n={row['n_seeds']} < {MIN_N_T})"
+            )
         else:
             slope = (
                 f"gain in {metric} changes by {_number(row['slope'], metric, True)}{unit} per layer "
                 f"(95% CI [{_number(row['slope_ci_low'], metric, True)}, {_number(row['slope_ci_high'], metric, True)}], "
-                f"p={_p(row['slope_p'])}, n={row['n_pairs']})"
+                f"p={_p(row['slope_p'])}, per-seed slopes, n={row['n_seeds']} seeds)"
             )
         deepest = (
             gains[(gains[TREND_KEYS] == row[TREND_KEYS]).all(axis=1)].sort_values("depth").iloc[-1]
