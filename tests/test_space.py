@@ -9,6 +9,7 @@ import yaml
 
 from harness.cli import main
 from harness.study.space import flatten, load_space, trial_configs
+from harness.study.tuning import tune_configs
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "search_spaces").rglob("*.yaml"))
@@ -24,8 +25,13 @@ def test_the_paper_studies_are_shipped():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_spaces_validate_and_expand(path):
     spec = load_space(path)
-    configs = trial_configs(spec)
-    assert len(configs) == len(spec.model.depths) * len(spec.optimizers) * len(spec.seeds)
+    if spec.tuning is None:
+        configs = trial_configs(spec)
+        runs_per_arm = len(spec.seeds)
+    else:
+        configs = tune_configs(spec)
+        runs_per_arm = spec.tuning.budget
+    assert len(configs) == len(spec.model.depths) * len(spec.optimizers) * runs_per_arm
     assert len({c["trial_key"] for c in configs}) == len(configs)
     # every Langevin arm has its baseline twin (same base optimizer, sigma 0) in the study
     bases = {c["base_optimizer"] for c in configs if c["variant"] == "baseline"}

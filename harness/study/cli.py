@@ -41,16 +41,55 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _trial_table(spec) -> str:
+def _table(configs: list[dict], columns: list[str]) -> str:
     import pandas as pd
 
+    table = pd.DataFrame(configs)
+    table = table[[c for c in columns if c in table]]
+    table.index += 1
+    return table.to_string(float_format=lambda v: f"{v:g}")
+
+
+TABLE_COLUMNS = ["dataset", "model", "depth", "optimizer", "learning_rate", "sigma",
+                 "layer_fraction", "seed", "epochs", "trial_key"]
+
+
+def _dry_run(spec) -> str:
+    """What the study will run; the same file always prints the same text."""
     from harness.study.space import trial_configs
 
-    columns = ["dataset", "model", "depth", "optimizer", "learning_rate", "sigma",
-               "layer_fraction", "seed", "epochs", "trial_key"]
-    table = pd.DataFrame(trial_configs(spec))[columns]
-    table.index += 1
-    return table.to_string()
+    if spec.tuning is None:
+        return (f"study {spec.name!r}: {len(spec.model.depths)} depths × {len(spec.optimizers)} "
+                f"optimizers × {len(spec.seeds)} seeds\n" + _table(trial_configs(spec),
+                                                                  TABLE_COLUMNS))
+    import pandas as pd
+
+    from harness.study.tuning import arms, tune_configs
+
+    tuning = spec.tuning
+    configs = tune_configs(spec)
+    hyper = sorted({k for c in configs for k in c["hyper"]})
+    rows = [{**c, **{k: c["hyper"].get(k) for k in hyper}} for c in configs]
+    n_arms = len(arms(spec))
+    finals = tuning.final_seed_list
+    ranges = "; ".join(f"{base}: " + ", ".join(
+        f"{k} [{r.low:g}, {r.high:g}]{' log' if r.log else ''}"
+        for k, r in tuning.ranges(base).items())
+        for base in dict.fromkeys(o.base for o in spec.optimizers))
+    return "\n".join([
+        f"study {spec.name!r} (tuned): {n_arms} arms × budget {tuning.budget} = {len(configs)} "
+        f"tuning trials, then {n_arms} arms × {len(finals)} final seeds = {n_arms * len(finals)} "
+        "final trials",
+        f"sampler {tuning.sampler} (seed {tuning.seed}); ranges {ranges}; tuning seeds "
+        f"{tuning.seeds}",
+        "phase tune:",
+        _table(rows, ["arm", "point", "learning_rate", "sigma", *hyper, "seed", "epochs",
+                      "trial_key"]),
+        f"phase final: each arm's best tuning point by {tuning.metric} ({tuning.score_epoch} "
+        f"epoch, {tuning.mode}; ties: the earliest point) on final seeds {finals}:",
+        pd.DataFrame({"arm": [a.name for a in arms(spec)], "final trials": len(finals)},
+                     index=range(1, n_arms + 1)).to_string(),
+    ])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec, where = load_space(args.space), args.space
     if args.dry_run:
-        print(f"study {spec.name!r}: {len(spec.model.depths)} depths × {len(spec.optimizers)} "
-              f"optimizers × {len(spec.seeds)} seeds")
-        print(_trial_table(spec))
+        print(_dry_run(spec))
         return 0
 
     from harness.study.runner import run_study

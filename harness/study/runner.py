@@ -10,6 +10,12 @@ Rerunning the same study, or `harness run --resume NAME`, restores the Tuner and
 is unfinished or errored (`Tuner.restore(resume_unfinished=True, resume_errored=True)`); the
 recorder reattaches every trial to its own MLflow run. A restored study keeps the tracking URI
 and concurrency it started with (they live in Tune's saved state).
+
+A tuned study (`tuning:` block, `harness.study.tuning`) runs two Tune experiments under
+`storage_path/NAME`: `tune` (K trials per arm), then — once every tuning trial has ended and
+each arm's choice is saved in `choices.json` — `final` (the chosen points on the fresh seeds).
+Each phase resumes like a plain study; a saved choice is reused, never made again. MLflow gets
+one parent run per arm (`tracking.ensure_arm_runs`) with every trial as its child.
 """
 
 from __future__ import annotations
@@ -83,13 +89,12 @@ def _trainable(spec: StudySpec):
     return tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None):
+def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
+               tracking_uri: str, max_concurrent: int | None):
     from ray import tune
 
     from harness.study.progress import ProgressPrinter
     from harness.study.tracking import MLflowRecorder
-
-    configs = trial_configs(spec)
 
     def trial_name(trial):
         return trial.config["trial"]["trial_key"]
@@ -106,7 +111,7 @@ def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=spec.name,
+            name=name,
             storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -117,6 +122,111 @@ def _new_tuner(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
             verbose=0,
         ),
     )
+
+
+def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking_uri: str,
+         max_concurrent: int | None, out, label: str):
+    """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
+    from ray import tune
+
+    experiment_dir = f"{storage.rstrip('/')}/{name}"
+    if tune.Tuner.can_restore(experiment_dir):
+        out(f"resuming {label} from {experiment_dir} (unfinished and errored trials)")
+        tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
+        tuner = _new_tuner(spec, configs, storage, name, tracking_uri, max_concurrent)
+    results = tuner.fit()
+    return StudyOutcome(len(configs), results.num_terminated, results.num_errors), results
+
+
+def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]:
+    """trial_key -> (status, per-epoch values of `metric`) from a tune phase's Tune results.
+
+    An epoch re-reported after a restore keeps its first value (as in MLflow)."""
+    from harness.study.run_schema import STATUS_FAILED, STATUS_FINISHED
+
+    outcomes = {}
+    for result in results:
+        key = result.config["trial"]["trial_key"]
+        if result.error is not None:
+            outcomes[key] = (STATUS_FAILED, [])
+            continue
+        frame = result.metrics_dataframe
+        if frame is None or metric not in frame:
+            outcomes[key] = (STATUS_FAILED, [])
+            continue
+        frame = frame.drop_duplicates("epoch", keep="first").sort_values("epoch")
+        status = (result.metrics or {}).get("status") or STATUS_FINISHED
+        outcomes[key] = (status, [float(v) for v in frame[metric]])
+    return outcomes
+
+
+def _read_text(uri: str) -> str | None:
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def _write_text(uri: str, text: str) -> None:
+    """Write `text` to a local path or storage URI; a partial file is never left behind."""
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path + ".part") as stream:
+        stream.write(text.encode())
+    fs.move(path + ".part", path)
+
+
+def _choices_table(spec: StudySpec, choices) -> str:
+    lines = []
+    for name, choice in choices.items():
+        values = ", ".join(f"{k}={v:g}" for k, v in choice.values.items())
+        scored = f"{spec.tuning.metric} {choice.score:.4f}" if choice.trained else \
+            "no tuning trial finished"
+        lines.append(f"  {name}: point {choice.point} ({values}), {scored}")
+    return "\n".join(lines)
+
+
+def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None,
+               out) -> StudyOutcome:
+    """The two phases of a tuned study (see the module docstring)."""
+    from harness.study import tuning
+    from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
+    from harness.study.tracking import ensure_arm_runs, finish_arm_runs, record_choices
+
+    study_dir = f"{storage.rstrip('/')}/{spec.name}"
+    choices_uri = f"{study_dir}/{tuning.CHOICES_FILE}"
+    ensure_arm_runs(tracking_uri, spec)
+    saved = _read_text(choices_uri)
+    if saved is None:
+        tuned, results = _fit(spec, tuning.tune_configs(spec), study_dir, PHASE_TUNE,
+                              tracking_uri, max_concurrent, out, f"study {spec.name!r} phase tune")
+        if tuned.interrupted:
+            return tuned
+        choices = tuning.choose(spec, _tuning_outcomes(results, spec.tuning.metric))
+        _write_text(choices_uri, tuning.choices_to_json(choices))
+        out(f"study {spec.name!r}: chosen by {spec.tuning.metric} "
+            f"({spec.tuning.score_epoch} epoch, {spec.tuning.mode}), saved in {choices_uri}\n"
+            + _choices_table(spec, choices))
+    else:
+        choices = tuning.choices_from_json(saved)
+        total = len(spec.model.depths) * len(spec.optimizers) * spec.tuning.budget
+        tuned = StudyOutcome(total, total, 0)  # its failures were counted when it ran
+        out(f"study {spec.name!r}: tuning done ({total} trials), choices read from {choices_uri}")
+    record_choices(tracking_uri, spec, choices)
+    outcome, _ = _fit(spec, tuning.final_configs(spec, choices), study_dir, PHASE_FINAL,
+                      tracking_uri, max_concurrent, out, f"study {spec.name!r} phase final")
+    if not outcome.interrupted:
+        finish_arm_runs(tracking_uri, spec)
+    return StudyOutcome(tuned.total + outcome.total, tuned.finished + outcome.finished,
+                        tuned.errored + outcome.errored)
 
 
 def _save_space(spec: StudySpec, experiment_dir: str) -> None:
@@ -176,22 +286,19 @@ def run_study(
         shutil.rmtree(experiment_dir, ignore_errors=True)
         discarded = discard_trial_runs(tracking_uri, spec.experiment_name)
         out(f"restart: old Tune state removed, {discarded} old MLflow runs moved to MLflow's trash")
-    total = len(trial_configs(spec))
-    if tune.Tuner.can_restore(experiment_dir):
-        out(f"resuming study {spec.name!r} from {experiment_dir} (unfinished and errored trials)")
-        tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
-                                   resume_unfinished=True, resume_errored=True)
-    else:
-        out(f"study {spec.name!r}: {total} trials, results in {experiment_dir}, "
-            f"MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
+    if not any(tune.Tuner.can_restore(d) for d in (experiment_dir, f"{experiment_dir}/tune")):
+        out(f"study {spec.name!r}: MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
         _save_space(spec, experiment_dir)
-        tuner = _new_tuner(spec, storage, tracking_uri, max_concurrent)
 
     try:
-        results = tuner.fit()
-        outcome = StudyOutcome(total, results.num_terminated, results.num_errors)
+        if spec.tuning is None:
+            outcome, _ = _fit(spec, trial_configs(spec), storage, spec.name, tracking_uri,
+                              max_concurrent, out, f"study {spec.name!r}")
+        else:
+            outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out)
     finally:
         closed = close_running_runs(tracking_uri, spec.experiment_name)
+    total = outcome.total
     if outcome.interrupted or closed:
         out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
             f"ended; resume with: harness run --resume {spec.name}")

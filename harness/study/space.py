@@ -15,6 +15,27 @@ Example (see `search_spaces/` for the paper's studies):
       - {base: adam, learning_rate: 5.0e-3, sigma: 1.0e-3}
     seeds: 3
     epochs: 20
+
+A tuned study (the fair-comparison protocol, `harness.study.tuning`) adds a `tuning:` block; its
+optimizers leave the tuned hyper-parameters out and mark a Langevin arm with `sigma: tune`:
+
+    optimizers:
+      - {base: adam}
+      - {base: adam, sigma: tune}
+    tuning:
+      budget: 8                       # tuning trials per arm, every arm exactly this many
+      space:
+        learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}
+        sigma: {low: 1.0e-5, high: 1.0e-2, log: true}   # Langevin arms only
+      space_by_base:                  # optional: other ranges for one base optimizer
+        adadelta: {learning_rate: {low: 0.05, high: 5.0, log: true}}
+      sampler: sobol                  # sobol (default), halton, random; scrambled, seeded
+      seed: 0                         # the sampler's seed
+      seeds: [0]                      # training seed(s) of the tuning trials
+      final_seeds: 10                 # M fresh seeds (a count) or a list disjoint from seeds
+      metric: val_accuracy            # val_accuracy or val_loss
+      mode: max
+      score_epoch: last               # last or best epoch counts
 """
 
 from __future__ import annotations
@@ -27,11 +48,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.data.catalog import DATASETS
 from harness.errors import HarnessError
 from harness.models import MODEL_FAMILIES
+from harness.study.limits import check_document, check_spec, check_unique_keys
 from harness.study.run_schema import BASE_DISPLAY, display_name, variant_of
 
 BASES = tuple(BASE_DISPLAY)
@@ -65,19 +94,113 @@ class ModelSpec(_Strict):
         return depths
 
 
+TUNE = "tune"  # `sigma: tune`: a Langevin arm whose σ the tuning protocol draws
+
+
 class OptimizerSpec(_Strict):
     base: Literal[BASES]  # type: ignore[valid-type]
-    learning_rate: float = Field(gt=0)
+    learning_rate: float | None = Field(None, gt=0, description="required unless tuned")
     lr_schedule: dict[str, Any] | None = None
-    sigma: float = Field(0.0, ge=0, description="0: the plain (non-Langevin) optimizer")
+    sigma: float | Literal[TUNE] = Field(  # type: ignore[valid-type]
+        0.0, description="0: the plain (non-Langevin) optimizer; 'tune': drawn by tuning.space")
     sigma_schedule: dict[str, Any] | None = None
     layer_fraction: float = Field(1.0, ge=0, le=1, description="1: full Langevin")
     hyper: dict[str, float] = Field(default_factory=dict, description="beta_1, epsilon, rho, ...")
     name: str | None = Field(None, description="display name; default Adam / L-Adam / LL-Adam")
 
+    @field_validator("sigma")
+    @classmethod
+    def _sigma(cls, sigma):
+        if sigma != TUNE and sigma < 0:
+            raise ValueError("sigma must be >= 0 or 'tune'")
+        return sigma
+
+    @property
+    def noisy(self) -> bool:
+        """A Langevin arm (σ tuned or > 0, on at least one layer)."""
+        return self.layer_fraction > 0 and (self.sigma == TUNE or self.sigma > 0)
+
+    @property
+    def variant(self) -> str:
+        """baseline, langevin or layer-langevin (`run_schema.VARIANTS`)."""
+        return variant_of(1.0 if self.noisy else 0.0, self.layer_fraction)
+
     @property
     def display(self) -> str:
-        return self.name or display_name(self.base, self.sigma, self.layer_fraction)
+        sigma = 1.0 if self.sigma == TUNE else self.sigma
+        return self.name or display_name(self.base, sigma, self.layer_fraction)
+
+
+class Range(_Strict):
+    """A searched interval; `log: true` draws uniformly in log space (needs low > 0)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0 (got {self.low:g})")
+        return self
+
+
+def _seed_list(seeds):
+    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be N >= 1 or a non-empty list of distinct integers >= 0")
+    return seeds
+
+
+SAMPLERS = ("sobol", "halton", "random")
+TUNING_METRICS = {"val_accuracy": "max", "val_loss": "min"}
+
+
+class TuningSpec(_Strict):
+    """The fair-comparison protocol's settings (see `harness.study.tuning`)."""
+
+    budget: int = Field(ge=1, description="tuning trials per arm")
+    space: dict[str, Range] = Field(min_length=1, description="hyper-parameter -> range")
+    space_by_base: dict[Literal[BASES], dict[str, Range]] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="ranges for one base optimizer, over `space`")
+    sampler: Literal[SAMPLERS] = "sobol"  # type: ignore[valid-type]
+    seed: int = Field(0, ge=0, description="the sampler's seed")
+    seeds: list[int] | int = Field([0], description="training seeds of the tuning trials",
+                                   validate_default=True)
+    final_seeds: list[int] | int = Field(10, description="M fresh seeds, or a list")
+    metric: Literal[tuple(TUNING_METRICS)] = "val_accuracy"  # type: ignore[valid-type]
+    mode: Literal["max", "min"] = "max"
+    score_epoch: Literal["last", "best"] = "last"
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds):
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            seeds = [seeds]  # one tuning seed given as a number is that seed, not a count
+        return _seed_list(seeds)
+
+    @field_validator("final_seeds")
+    @classmethod
+    def _final_seeds(cls, seeds):
+        if isinstance(seeds, int):
+            if seeds < 1:
+                raise ValueError("final_seeds must be a count >= 1 or a list of seeds")
+            return seeds
+        return _seed_list(seeds)
+
+    @property
+    def final_seed_list(self) -> list[int]:
+        """The final seeds: the list given, or the first M integers >= 0 not used for tuning."""
+        if isinstance(self.final_seeds, list):
+            return self.final_seeds
+        fresh = (s for s in itertools.count() if s not in self.seeds)
+        return list(itertools.islice(fresh, self.final_seeds))
+
+    def ranges(self, base: str) -> dict[str, Range]:
+        """The ranges searched for one base optimizer (`space` overridden by `space_by_base`)."""
+        return {**self.space, **self.space_by_base.get(base, {})}
 
 
 class Resources(_Strict):
@@ -91,7 +214,8 @@ class StudySpec(_Strict):
     dataset: DatasetSpec
     model: ModelSpec
     optimizers: list[OptimizerSpec] = Field(min_length=1)
-    seeds: list[int] | int = Field(3, description="a list of seeds, or N for seeds 0..N-1")
+    seeds: list[int] | int = Field(3, description="a list of seeds, or N for seeds 0..N-1",
+                                   validate_default=True)
     epochs: int = Field(ge=1)
     resources: Resources = Resources()
     mixed_precision: bool = False
@@ -101,13 +225,12 @@ class StudySpec(_Strict):
     experiment: str | None = Field(None, description="MLflow experiment; default: name")
     storage_path: str | None = Field(None, description="Ray results; default ./results")
 
+    tuning: TuningSpec | None = Field(None, description="fair-comparison protocol; None: grid")
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, seeds):
-        seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
-        if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ValueError("seeds must be N >= 1 or a non-empty list of distinct integers >= 0")
-        return seeds
+        return _seed_list(seeds)
 
     @property
     def experiment_name(self) -> str:
@@ -133,10 +256,14 @@ def parse_space(data: Any, path: Path) -> StudySpec:
     """Validate an already-parsed YAML document; `path` only names the file in errors."""
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: a search space is a YAML mapping with fields {', '.join(StudySpec.model_fields)}")
+    check_document(data, path)
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
         raise HarnessError(_field_error(path, exc.errors()[0], StudySpec)) from None
+    check_spec(spec, path)  # sizes, names, duplicates: before anything is built
+    if spec.tuning is not None:
+        _check_tuning(spec, path)
     _check_optimizers(spec, path)
     _check_models(spec, path)
     return spec
@@ -147,8 +274,10 @@ def load_space(path: str | Path) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: no such search-space file")
+    text = path.read_text()
+    check_unique_keys(text, path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise HarnessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return parse_space(data, path)
@@ -157,32 +286,101 @@ def load_space(path: str | Path) -> StudySpec:
 _NOT_HYPER = ("self", "learning_rate", "sigma", "seed", "name")
 
 
-def _check_optimizers(spec: StudySpec, path: Path) -> None:
-    """Construct each optimizer once so bad hyper-parameters and schedules fail before any trial."""
+def hyper_names(base: str) -> list[str]:
+    """The optimizer's own hyper-parameters (beta_1, epsilon, rho, ...), by its signature."""
     from harness.optimizers import OPTIMIZERS
-    from harness.optimizers.schedules import from_spec
 
+    parameters = inspect.signature(OPTIMIZERS[base].__init__).parameters.items()
+    return [name for name, p in parameters
+            if p.kind is p.POSITIONAL_OR_KEYWORD and name not in _NOT_HYPER]
+
+
+def _check_tuning(spec: StudySpec, path: Path) -> None:
+    """What the tuning block's schema cannot see alone: seeds, metric/mode, names, arms."""
+    tuning = spec.tuning
+    if "seeds" in spec.model_fields_set:
+        raise HarnessError(f"{path}: field 'seeds': not used in a tuned study; give "
+                           "tuning.seeds (tuning) and tuning.final_seeds (fresh seeds)")
+    overlap = sorted(set(tuning.final_seed_list) & set(tuning.seeds))
+    if overlap:
+        raise HarnessError(f"{path}: field 'tuning.final_seeds': {overlap} also in tuning.seeds; "
+                           "allowed: seeds disjoint from the tuning seeds")
+    if tuning.mode != TUNING_METRICS[tuning.metric]:
+        raise HarnessError(f"{path}: field 'tuning.mode': '{tuning.mode}' with metric "
+                           f"{tuning.metric} picks the worst config; allowed: "
+                           f"{TUNING_METRICS[tuning.metric]}")
+    for base in {opt.base for opt in spec.optimizers} | set(tuning.space_by_base):
+        allowed = ["learning_rate", "sigma", *hyper_names(base)]
+        for field, ranges in (("space", tuning.space),
+                              (f"space_by_base.{base}", tuning.space_by_base.get(base, {}))):
+            unknown = sorted(set(ranges) - set(allowed))
+            if unknown:
+                raise HarnessError(f"{path}: field 'tuning.{field}': unknown hyper-parameter(s) "
+                                   f"{unknown} for {base}; allowed: {', '.join(allowed)}")
     for i, opt in enumerate(spec.optimizers):
         where = f"{path}: field 'optimizers.{i}"
-        try:
-            lr = from_spec(opt.learning_rate, opt.lr_schedule, steps_per_epoch=1)
-        except ValueError as exc:
-            raise HarnessError(f"{where}.lr_schedule': {exc}") from None
-        try:
-            sigma = from_spec(opt.sigma, opt.sigma_schedule, steps_per_epoch=1)
-        except ValueError as exc:
-            raise HarnessError(f"{where}.sigma_schedule': {exc}") from None
-        cls = OPTIMIZERS[opt.base]
-        allowed = [name for name, p in inspect.signature(cls.__init__).parameters.items()
-                   if p.kind is p.POSITIONAL_OR_KEYWORD and name not in _NOT_HYPER]
+        ranges = tuning.ranges(opt.base)
+        if "learning_rate" in ranges and opt.learning_rate is not None:
+            raise HarnessError(f"{where}.learning_rate': tuned by tuning.space; remove it (twins "
+                               "share the learning-rate draws)")
+        if opt.sigma == TUNE and "sigma" not in ranges:
+            raise HarnessError(f"{where}.sigma': 'tune' needs a sigma range in tuning.space")
+        both = sorted(set(opt.hyper) & set(ranges))
+        if both:
+            raise HarnessError(f"{where}.hyper': {both} also tuned by tuning.space; give each "
+                               "hyper-parameter either a value or a range")
+
+
+def _check_optimizers(spec: StudySpec, path: Path) -> None:
+    """Construct each optimizer (with each tuned value at both ends of its range) so bad
+    hyper-parameters and schedules fail before any trial."""
+    for i, opt in enumerate(spec.optimizers):
+        where = f"{path}: field 'optimizers.{i}"
+        ranges = spec.tuning.ranges(opt.base) if spec.tuning else {}
+        if opt.learning_rate is None and "learning_rate" not in ranges:
+            raise HarnessError(f"{where}.learning_rate': missing; allowed: a number > 0 (or a "
+                               "learning_rate range in tuning.space)")
+        if opt.sigma == TUNE and spec.tuning is None:
+            raise HarnessError(f"{where}.sigma': 'tune' needs a tuning block; allowed here: a "
+                               "number >= 0")
+        allowed = hyper_names(opt.base)
         unknown = sorted(set(opt.hyper) - set(allowed))
         if unknown:
             raise HarnessError(f"{where}.hyper': unknown hyper-parameter(s) {unknown}; "
                                f"allowed for {opt.base}: {', '.join(allowed)}")
-        try:
-            cls(learning_rate=lr, sigma=sigma, layer_fraction=opt.layer_fraction, **opt.hyper)
-        except ValueError as exc:
-            raise HarnessError(f"{where}.hyper': {exc}") from None
+        drawn = {k: r for k, r in ranges.items() if k != "sigma" or opt.sigma == TUNE}
+        fixed = {"learning_rate": opt.learning_rate, "sigma": opt.sigma, **opt.hyper}
+        lows = {k: r.low for k, r in drawn.items()}
+        _construct(opt, {**fixed, **lows}, where, f"{where}.hyper'")
+        for name, bounds in drawn.items():  # each tuned value at both ends of its range
+            for end in ("low", "high"):
+                values = {**fixed, **lows, name: getattr(bounds, end)}
+                field = "tuning.space" if name in spec.tuning.space else \
+                    f"tuning.space_by_base.{opt.base}"
+                _construct(opt, values, where, f"{path}: field '{field}.{name}' ({end} end, "
+                           f"for optimizers.{i})")
+
+
+def _construct(opt: OptimizerSpec, values: dict, where: str, value_field: str) -> None:
+    """Build the optimizer with these values: a bad schedule is named under `where`
+    ("FILE: field 'optimizers.i"), a refused value under `value_field`."""
+    from harness.optimizers import OPTIMIZERS
+    from harness.optimizers.schedules import from_spec
+
+    values = dict(values)
+    try:
+        lr = from_spec(values.pop("learning_rate"), opt.lr_schedule, steps_per_epoch=1)
+    except ValueError as exc:
+        raise HarnessError(f"{where}.lr_schedule': {exc}") from None
+    try:
+        sigma = from_spec(values.pop("sigma"), opt.sigma_schedule, steps_per_epoch=1)
+    except ValueError as exc:
+        raise HarnessError(f"{where}.sigma_schedule': {exc}") from None
+    try:
+        OPTIMIZERS[opt.base](learning_rate=lr, sigma=sigma, layer_fraction=opt.layer_fraction,
+                             **values)
+    except ValueError as exc:
+        raise HarnessError(f"{value_field}: {exc}") from None
 
 
 def _check_models(spec: StudySpec, path: Path) -> None:
@@ -209,47 +407,58 @@ def _check_models(spec: StudySpec, path: Path) -> None:
 def trial_key(config: dict) -> str:
     """A readable, stable id of a trial: the same config always gets the same key."""
     digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{config['model']}{config['depth']}-{config['optimizer']}-s{config['seed']}-{digest}"
+    phase = f"{config['phase']}{config['point']}-" if "phase" in config else ""
+    return (f"{config['model']}{config['depth']}-{config['optimizer']}-{phase}s{config['seed']}-"
+            f"{digest}")
 
 
-def trial_configs(spec: StudySpec) -> list[dict]:
-    """The grid depth × optimizer × seed as flat, JSON-serialisable trial configs."""
+def trial_config(spec: StudySpec, depth: int, opt: OptimizerSpec, seed: int,
+                 **extra: Any) -> dict:
+    """One flat, JSON-serialisable trial config (what Tune runs and MLflow records as params).
+
+    `extra` overrides or adds keys: a tuned trial passes its drawn `learning_rate`, `sigma`,
+    `hyper` and its `phase`, `arm`, `point`. The trial key hashes the whole config.
+    """
     data_dir = spec.dataset.data_dir
     if data_dir and "://" not in data_dir:  # local: absolute, trials run in other directories
         data_dir = str(Path(data_dir).resolve())
-    configs = []
-    for depth, opt, seed in itertools.product(spec.model.depths, spec.optimizers, spec.seeds):
-        config = {
-            "study": spec.name,
-            "experiment": spec.experiment_name,
-            "dataset": spec.dataset.name,
-            "batch_size": spec.dataset.batch_size,
-            "validation_size": spec.dataset.validation_size,
-            "limit": spec.dataset.limit,
-            "augment": spec.dataset.augment,
-            "standardize": spec.dataset.standardize,
-            "data_dir": data_dir,
-            "dataset_options": dict(spec.dataset.options),
-            "model": spec.model.family,
-            "depth": depth,
-            "model_options": dict(spec.model.options),
-            "optimizer": opt.display,
-            "base_optimizer": opt.base,
-            "variant": variant_of(opt.sigma, opt.layer_fraction),
-            "learning_rate": opt.learning_rate,
-            "lr_schedule": opt.lr_schedule,
-            "sigma": opt.sigma,
-            "sigma_schedule": opt.sigma_schedule,
-            "layer_fraction": opt.layer_fraction,
-            "hyper": dict(opt.hyper),
-            "seed": seed,
-            "epochs": spec.epochs,
-            "mixed_precision": spec.mixed_precision,
-            "jit_compile": spec.jit_compile,
-        }
-        config["trial_key"] = trial_key(config)
-        configs.append(config)
-    return configs
+    config = {
+        "study": spec.name,
+        "experiment": spec.experiment_name,
+        "dataset": spec.dataset.name,
+        "batch_size": spec.dataset.batch_size,
+        "validation_size": spec.dataset.validation_size,
+        "limit": spec.dataset.limit,
+        "augment": spec.dataset.augment,
+        "standardize": spec.dataset.standardize,
+        "data_dir": data_dir,
+        "dataset_options": dict(spec.dataset.options),
+        "model": spec.model.family,
+        "depth": depth,
+        "model_options": dict(spec.model.options),
+        "optimizer": opt.display,
+        "base_optimizer": opt.base,
+        "variant": opt.variant,
+        "learning_rate": opt.learning_rate,
+        "lr_schedule": opt.lr_schedule,
+        "sigma": opt.sigma,
+        "sigma_schedule": opt.sigma_schedule,
+        "layer_fraction": opt.layer_fraction,
+        "hyper": dict(opt.hyper),
+        "seed": seed,
+        "epochs": spec.epochs,
+        "mixed_precision": spec.mixed_precision,
+        "jit_compile": spec.jit_compile,
+        **extra,
+    }
+    config["trial_key"] = trial_key(config)
+    return config
+
+
+def trial_configs(spec: StudySpec) -> list[dict]:
+    """The grid depth × optimizer × seed of an untuned study (a tuned one: `tuning.py`)."""
+    return [trial_config(spec, depth, opt, seed) for depth, opt, seed
+            in itertools.product(spec.model.depths, spec.optimizers, spec.seeds)]
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:

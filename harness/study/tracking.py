@@ -6,6 +6,11 @@ run by the tag `trial_key` (a stable id of its config), so a retried trial, a tr
 after a node died and a study resumed with `harness run --resume` all continue their own run;
 an epoch already logged for that run is never logged again (a trial restored from an older
 checkpoint re-reports epochs: the first value stays). Names follow `run_schema`.
+
+A tuned study also has one parent run per arm (`ensure_arm_runs`, made by the runner before the
+first trial; found again by its `arm` tag): every trial of the arm, tuning and final, is its
+child (`mlflow.parentRunId`), so the UI shows the study as arms to expand. The arm's chosen
+config becomes tags of the parent (`record_choices`).
 """
 
 from __future__ import annotations
@@ -19,14 +24,21 @@ import pandas as pd
 from ray import tune
 
 from harness.study.run_schema import (
+    CHOSEN_PREFIX,
     EPOCH_METRICS,
     FINAL_METRICS,
+    RANGE_PREFIX,
+    RUN_KIND_ARM,
     RUN_KIND_TRIAL,
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_INTERRUPTED,
     STATUS_RUNNING,
+    TAG_ARM,
+    TAG_BUDGET,
     TAG_PAIR,
+    TAG_PARENT_RUN,
+    TAG_PHASE,
     TAG_RUN_KIND,
     TAG_STATUS,
     TAG_STUDY,
@@ -50,19 +62,35 @@ def _git_commit() -> str:
         return "unknown"
 
 
+# MLflow 3's UI picks an experiment's page by this tag: "custom_model_development" opens on the
+# runs table; without it a new experiment opens on the GenAI view (traces, "No data").
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
-    """The id of experiment `name`, created (with local artifacts for SQLite) when missing."""
+    """The id of experiment `name`, created (with local artifacts for SQLite) when missing,
+    tagged as a machine-learning experiment (`EXPERIMENT_KIND`)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = artifact_location(tracking_uri)
-    return client.create_experiment(name, artifact_location=location and Path(location).as_uri())
+    return client.create_experiment(name, artifact_location=location and Path(location).as_uri(),
+                                    tags=EXPERIMENT_KIND)
+
+
+def run_name(config: dict) -> str:
+    """The name the MLflow runs table shows: "L-Adam dense10 seed 2" (tuned: "L-Adam dense6
+    tune3 seed 0", "L-Adam dense6 final seed 1"); the unique id stays in the tag trial_key."""
+    phase = f" {config['phase']}{config['point'] if config['phase'] == 'tune' else ''}" \
+        if "phase" in config else ""
+    return f"{config['optimizer']} {config['model']}{config['depth']}{phase} seed {config['seed']}"
 
 
 def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
-    """End the runs a stopped driver left RUNNING as FAILED, status tag `interrupted`.
+    """End the trial runs a stopped driver left RUNNING as FAILED, status tag `interrupted`.
 
-    A later `harness run --resume` reopens them (same trial_key) and finishes them.
+    A later `harness run --resume` reopens them (same trial_key) and finishes them. Arm runs
+    stay RUNNING until their study's final phase is done.
     """
     from mlflow.tracking import MlflowClient
 
@@ -70,7 +98,8 @@ def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return 0
-    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING' and "
+                              f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'", max_results=50000)
     for run in runs:
         client.set_tag(run.info.run_id, TAG_STATUS, STATUS_INTERRUPTED)
         client.set_terminated(run.info.run_id, status="FAILED")
@@ -78,19 +107,88 @@ def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
 
 
 def discard_trial_runs(tracking_uri: str, experiment_name: str) -> int:
-    """Soft-delete a study's trial runs (MLflow keeps them in its trash) for `--restart`, so the
-    restarted trials open new runs instead of continuing the old ones."""
+    """Soft-delete a study's trial and arm runs (MLflow keeps them in its trash) for
+    `--restart`, so the restarted trials open new runs instead of continuing the old ones."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return 0
-    runs = client.search_runs([experiment.experiment_id],
-                              f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'", max_results=50000)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.{TAG_RUN_KIND} IN ('{RUN_KIND_TRIAL}', '{RUN_KIND_ARM}')", max_results=50000)
     for run in runs:
         client.delete_run(run.info.run_id)
     return len(runs)
+
+
+def _arm_runs(client, experiment_id: str) -> dict[str, str]:
+    """arm name -> run id of the study's arm (parent) runs."""
+    runs = client.search_runs([experiment_id], f"tags.{TAG_RUN_KIND} = '{RUN_KIND_ARM}'",
+                              max_results=50000)
+    return {run.data.tags[TAG_ARM]: run.info.run_id for run in runs}
+
+
+def ensure_arm_runs(tracking_uri: str, spec) -> dict[str, str]:
+    """One parent run per arm of a tuned study, made once (a resumed study finds them)."""
+    import json
+
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    from harness.study.tuning import arms
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, spec.experiment_name, tracking_uri)
+    existing = _arm_runs(client, experiment_id)
+    tuning = spec.tuning
+    for arm in arms(spec):
+        if arm.name in existing:
+            continue
+        tags = {TAG_RUN_KIND: RUN_KIND_ARM, TAG_STUDY: spec.name, TAG_ARM: arm.name,
+                TAG_PAIR: arm.optimizer.base, TAG_BUDGET: str(tuning.budget),
+                TAG_VARIANT: arm.optimizer.variant,
+                "optimizer": arm.optimizer.display, "depth": str(arm.depth),
+                "git_commit": _git_commit()}
+        run = client.create_run(experiment_id, tags=tags, run_name=arm.name)
+        params = {"budget": tuning.budget, "sampler": tuning.sampler, "sampler_seed": tuning.seed,
+                  "metric": tuning.metric, "mode": tuning.mode,
+                  "score_epoch": tuning.score_epoch, "tuning_seeds": json.dumps(tuning.seeds),
+                  "final_seeds": json.dumps(tuning.final_seed_list), "depth": arm.depth,
+                  "base_optimizer": arm.optimizer.base,
+                  "layer_fraction": arm.optimizer.layer_fraction}
+        for name in arm.tuned:
+            bounds = arm.ranges[name]
+            params.update({f"{RANGE_PREFIX}{name}.low": bounds.low,
+                           f"{RANGE_PREFIX}{name}.high": bounds.high,
+                           f"{RANGE_PREFIX}{name}.log": bounds.log})
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        existing[arm.name] = run.info.run_id
+    return existing
+
+
+def record_choices(tracking_uri: str, spec, choices) -> None:
+    """Tag each arm's parent run with its chosen point, score and hyper-parameter values."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = ensure_arm_runs(tracking_uri, spec)
+    for name, choice in choices.items():
+        tags = {f"{CHOSEN_PREFIX}point": choice.point, f"{CHOSEN_PREFIX}score": choice.score,
+                f"{CHOSEN_PREFIX}trial_key": choice.trial_key,
+                **{f"{CHOSEN_PREFIX}{k}": v for k, v in choice.values.items()}}
+        for key, value in tags.items():
+            client.set_tag(runs[name], key, str(value))
+
+
+def finish_arm_runs(tracking_uri: str, spec) -> None:
+    """End the arm runs once the final phase is done."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    for run_id in ensure_arm_runs(tracking_uri, spec).values():
+        client.set_terminated(run_id, status="FINISHED")
 
 
 class MLflowRecorder(tune.Callback):
@@ -108,6 +206,7 @@ class MLflowRecorder(tune.Callback):
         self._runs: dict[str, str] = {}  # trial_key → run_id
         self._last_epoch: dict[str, int] = {}  # run_id → last logged epoch
         self._status: dict[str, str] = {}  # run_id → status reported by the trial
+        self._arm_runs: dict[str, str] = {}  # arm → parent run_id (tuned studies)
 
     def __getstate__(self):  # Tune pickles callbacks with the experiment state
         return {k: self.__dict__[k] for k in ("tracking_uri", "experiment_name", "study")}
@@ -164,10 +263,15 @@ class MLflowRecorder(tune.Callback):
             "seed": str(config["seed"]),
             "git_commit": _git_commit(),
             "ray_version": ray.__version__,
-            "mlflow.runName": config["trial_key"],
+            "mlflow.runName": run_name(config),
         }
+        if "arm" in config:  # a tuned study: the trial is a child of its arm's run
+            if config["arm"] not in self._arm_runs:
+                self._arm_runs.update(_arm_runs(self.client, self._experiment_id))
+            tags.update({TAG_PHASE: config["phase"], TAG_ARM: config["arm"],
+                         TAG_PARENT_RUN: self._arm_runs[config["arm"]]})
         run = self.client.create_run(self._experiment_id, tags=tags,
-                                     run_name=config["trial_key"])
+                                     run_name=run_name(config))
         params = [Param(k, str(v)[:6000]) for k, v in flatten(config).items()]
         for start in range(0, len(params), 100):
             self.client.log_batch(run.info.run_id, params=params[start:start + 100])
@@ -181,6 +285,13 @@ class MLflowRecorder(tune.Callback):
         from mlflow.entities import Metric
 
         run_id = self._run_id(trial)
+        # provenance and status follow the latest report, even of an epoch logged before: a
+        # trial restored from an older checkpoint tags where and from which epoch it resumed
+        for key in PROVENANCE_KEYS:
+            if key in result:
+                self.client.set_tag(run_id, key, str(result[key]))
+        if "status" in result:
+            self._status[run_id] = result["status"]
         epoch = int(result.get("epoch", 0))
         if epoch <= self._last_epoch.get(run_id, 0):
             return  # re-reported after a restore from an older checkpoint: keep the first value
@@ -189,11 +300,6 @@ class MLflowRecorder(tune.Callback):
         metrics = [Metric(n, float(result[n]), now, epoch) for n in names if n in result]
         self.client.log_batch(run_id, metrics=metrics)
         self._last_epoch[run_id] = epoch
-        for key in PROVENANCE_KEYS:
-            if key in result:
-                self.client.set_tag(run_id, key, str(result[key]))
-        if "status" in result:
-            self._status[run_id] = result["status"]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)
