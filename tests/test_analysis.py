@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pytest
+from analysis_store import row, sqlite_store
 
 from harness.analysis import plots
 from harness.analysis.curves import trials_to_target
@@ -117,13 +118,9 @@ def _log_trial(client, experiment_id, base, depth, seed, sigma, accuracy, status
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """The tracking URI of a sqlite store with the study described in the module docstring."""
-    from mlflow import MlflowClient
-
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment(STUDY, artifact_location=(root / "artifacts").as_uri())
-    client.create_experiment("empty", artifact_location=(root / "artifacts").as_uri())
+    uri, client, ids = sqlite_store(root, STUDY, "empty", "sigmas")
+    experiment_id = ids[STUDY]
     # (base optimizer, depth, seed, sigma, test accuracy, status, epochs logged)
     planted = [
         (pair, depth, seed, sigma, _base_accuracy(depth, seed) + effect, STATUS_FINISHED, EPOCHS)
@@ -147,23 +144,14 @@ def store(tmp_path_factory):
     ]
     for trial in planted:
         _log_trial(client, experiment_id, *trial)
-    sigmas_id = client.create_experiment("sigmas", artifact_location=(root / "artifacts").as_uri())
     for sigma in (0.0, SIGMA, 5 * SIGMA):
-        _log_trial(client, sigmas_id, "adam", 3, 0, sigma, 0.9, STATUS_FINISHED, EPOCHS)
+        _log_trial(client, ids["sigmas"], "adam", 3, 0, sigma, 0.9, STATUS_FINISHED, EPOCHS)
     return uri
 
 
 @pytest.fixture(scope="module")
 def analysis(store):
     return analyze(load_study(STUDY, store), "test_accuracy", target=0.8)
-
-
-def _row(frame, **keys):
-    selected = frame
-    for key, value in keys.items():
-        selected = selected[selected[key] == value]
-    assert len(selected) == 1, keys
-    return selected.iloc[0]
 
 
 def test_load_gives_one_row_per_trial_and_per_epoch(analysis):
@@ -179,9 +167,9 @@ def test_load_gives_one_row_per_trial_and_per_epoch(analysis):
     }
     assert trials["depth"].dtype == "Int64" and trials["sigma"].dtype == float
     assert epochs.groupby("run_id").size().max() == EPOCHS
-    failed = _row(trials, arm="Adadelta", depth=20, seed=2)
+    failed = row(trials, arm="Adadelta", depth=20, seed=2)
     assert failed["status"] == STATUS_FAILED and math.isnan(failed["best_val_accuracy"])
-    finished = _row(trials, arm="Adam", depth=3, seed=0)
+    finished = row(trials, arm="Adam", depth=3, seed=0)
     assert finished["best_val_accuracy"] == pytest.approx(_base_accuracy(3, 0) * (1 - 0.5**EPOCHS))
     assert finished["epochs_done"] == EPOCHS
 
@@ -197,7 +185,7 @@ def test_load_by_id_names_each_noise_setting_of_one_optimizer(store):
 
 def test_failed_and_diverged_count_at_chance_and_are_counted(analysis):
     summary = analysis.summary
-    adadelta = _row(summary, arm="Adadelta", depth=20)
+    adadelta = row(summary, arm="Adadelta", depth=20)
     assert (
         adadelta["n_trials"],
         adadelta["n_finished"],
@@ -206,7 +194,7 @@ def test_failed_and_diverged_count_at_chance_and_are_counted(analysis):
     ) == (4, 3, 1, 0)
     assert adadelta["test_accuracy_n"] == 4
     assert adadelta["test_accuracy_mean"] == pytest.approx((3 * 0.8 + 0.1) / 4)
-    langevin = _row(summary, arm="L-Adadelta", depth=20)
+    langevin = row(summary, arm="L-Adadelta", depth=20)
     assert (langevin["n_trials"], langevin["n_diverged"], langevin["test_accuracy_n"]) == (4, 1, 4)
     # the diverged run logged 0.05; it counts at the stated score, chance = 0.1
     assert langevin["test_accuracy_mean"] == pytest.approx((3 * 0.8 + 0.1) / 4)
@@ -218,36 +206,36 @@ def test_failed_and_diverged_count_at_chance_and_are_counted(analysis):
 
 def test_gain_growing_with_depth_gives_positive_slope_and_onset(analysis):
     for depth in DEPTHS:
-        gain = _row(analysis.gains, arm="L-Adam", depth=depth)
+        gain = row(analysis.gains, arm="L-Adam", depth=depth)
         assert gain["mean_gain"] == pytest.approx(GAIN[depth], abs=1e-9)
         assert (gain["ci_low"] > 0) == (depth >= 20)
         assert gain["ci_low"] <= gain["mean_gain"] <= gain["ci_high"]
-    trend = _row(analysis.trend, arm="L-Adam")
+    trend = row(analysis.trend, arm="L-Adam")
     assert trend["slope"] > 0 and trend["slope_ci_low"] > 0 and trend["slope_p"] < 0.01
     assert trend["onset_depth"] == 20
 
 
 def test_no_effect_gives_intervals_covering_zero(analysis):
     for depth in DEPTHS:
-        gain = _row(analysis.gains, arm="L-RMSprop", depth=depth)
+        gain = row(analysis.gains, arm="L-RMSprop", depth=depth)
         assert gain["ci_low"] < 0 < gain["ci_high"] and gain["p_wilcoxon"] > 0.05
         assert gain["p_ttest"] > 0.05 and gain["p_wilcoxon_holm"] >= gain["p_wilcoxon"]
         assert (gain["n_wins"], gain["n_ties"], gain["n_losses"]) == (3, 0, 3)
         assert math.isnan(gain["boot_low"])  # 6 seeds < MIN_N_BOOTSTRAP
         assert gain["note"] == "too few seeds for a bootstrap CI (n=6 < 8)"
-    trend = _row(analysis.trend, arm="L-RMSprop")
+    trend = row(analysis.trend, arm="L-RMSprop")
     assert trend["slope_ci_low"] < 0 < trend["slope_ci_high"] and math.isnan(trend["onset_depth"])
 
 
 def test_pairing_uses_seeds_on_both_sides_and_says_which_are_not(analysis):
-    gain40 = _row(analysis.gains, arm="L-Adam", depth=40)
+    gain40 = row(analysis.gains, arm="L-Adam", depth=40)
     assert (gain40["n_pairs"], gain40["unpaired"]) == (len(SEEDS), "")
-    gain30 = _row(analysis.gains, arm="L-Adam", depth=30)
+    gain30 = row(analysis.gains, arm="L-Adam", depth=30)
     assert (gain30["n_pairs"], gain30["unpaired"]) == (len(SEEDS), "Adam only: seeds 8")
-    few = _row(analysis.gains, arm="L-Adadelta", depth=3)
+    few = row(analysis.gains, arm="L-Adadelta", depth=3)
     assert few["n_pairs"] == 2 and math.isnan(few["ci_low"]) and math.isnan(few["p_wilcoxon"])
     assert few["note"].startswith("too few seeds (n=2")
-    failures = _row(analysis.gains, arm="L-Adadelta", depth=20)  # gains 0, 0, +0.7, −0.7
+    failures = row(analysis.gains, arm="L-Adadelta", depth=20)  # gains 0, 0, +0.7, −0.7
     assert (failures["n_pairs"], failures["n_failed_baseline"], failures["n_failed_langevin"]) == (
         4,
         1,
@@ -259,13 +247,13 @@ def test_pairing_uses_seeds_on_both_sides_and_says_which_are_not(analysis):
 
 def test_time_to_target(analysis):
     per_trial = trials_to_target(analysis.study.epochs, 0.8)
-    adam = _row(
+    adam = row(
         per_trial, arm="Adam", depth=3, seed=0
     )  # final 0.897: 0.785 at e = 3, 0.841 at e = 4
     assert (adam["epochs_to_target"], adam["seconds_to_target"]) == (4, 8.0)
-    langevin = _row(per_trial, arm="L-Adam", depth=40, seed=0)  # final 0.897, 3 s per epoch
+    langevin = row(per_trial, arm="L-Adam", depth=40, seed=0)  # final 0.897, 3 s per epoch
     assert (langevin["epochs_to_target"], langevin["seconds_to_target"]) == (4, 12.0)
-    adadelta = _row(analysis.to_target, arm="Adadelta", depth=3)  # final 0.8 never reached
+    adadelta = row(analysis.to_target, arm="Adadelta", depth=3)  # final 0.8 never reached
     assert (adadelta["n"], adadelta["n_reached"]) == (2, 0)
 
 

@@ -5,7 +5,8 @@ Below its minimum n an interval is NaN and the tables say "too few seeds" instea
   n ≥ MIN_N_T. Clipped to `bounds` (an accuracy's mean lies in [0, 1], a gain in accuracy in
   [−1, 1]), since the t interval itself knows no bounds.
 - `bca_interval`: the bias-corrected and accelerated bootstrap interval of a statistic
-  (scipy.stats.bootstrap, method "BCa", 9999 resamples, fixed seed); n ≥ MIN_N_BOOTSTRAP (with
+  (scipy.stats.bootstrap, method "BCa", 9999 resamples, fixed seed, values sorted first so the
+  result does not depend on the order runs were loaded in); n ≥ MIN_N_BOOTSTRAP (with
   fewer values a bootstrap sees too few distinct resamples: a percentile interval on 3 seeds covers
   about 75 %). Resampled values stay in their own range, so a bounded statistic's interval does too.
   All values equal: the interval is that value.
@@ -61,7 +62,7 @@ def bca_interval(
     values, statistic=np.mean, confidence: float = CONFIDENCE, seed: int = 0
 ) -> tuple[float, float]:
     """(low, high) of the BCa bootstrap interval of `statistic` over `values`."""
-    values = np.asarray(values, dtype=float)
+    values = np.sort(np.asarray(values, dtype=float))  # resampling must not depend on load order
     if len(values) < MIN_N_BOOTSTRAP:
         return np.nan, np.nan
     if np.ptp(values) == 0:

@@ -7,6 +7,11 @@ ci_low and ci_high, so the plotted data can be read back from `ax.get_lines()` /
   least-squares line (intercept + slope · depth) and the zero line.
 - `curves_by_depth`: the paper's Figure 1 layout, one panel per depth; per arm, the mean curve
   over epochs with its t interval.
+- `budget_curves`: a tuned study's expected best validation accuracy vs tuning budget with opda's
+  band, a panel per (pair, depth) with the plain and Langevin twins on the same axes.
+- `finals_points`: a tuned study's final runs, every seed a point (diverged or failed runs as
+  crosses at the chance accuracy they count at), a short bar at each arm's mean, and the success
+  threshold; a panel per pair.
 `save` writes each figure as PNG and SVG.
 """
 
@@ -21,6 +26,8 @@ from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 from harness.analysis.depth import TREND_KEYS
+from harness.analysis.metrics import outcome
+from harness.study.run_schema import STATUS_FINISHED
 
 PANEL_SIZE = (4.5, 3.5)
 
@@ -132,6 +139,68 @@ def curves_by_depth(curves: pd.DataFrame, metric: str) -> dict[str, Figure]:
             ax.set(title=f"depth {depth}", xlabel="epoch", ylabel=metric)
             ax.legend()
         figures[_name("curves", metric, dataset, model)] = figure
+    return figures
+
+
+def budget_curves(curves: pd.DataFrame) -> dict[str, Figure]:
+    """Expected best val_accuracy vs budget per arm with its band (from `budget.budget_curves`)."""
+    figures = {}
+    for (dataset, model), frame in curves.groupby(["dataset", "model"], sort=True):
+        pairs, depths = sorted(frame["pair"].unique()), sorted(frame["depth"].unique())
+        figure = Figure(
+            figsize=(PANEL_SIZE[0] * len(depths), PANEL_SIZE[1] * len(pairs)), layout="constrained"
+        )
+        figure.suptitle(f"{dataset} / {model}: expected best val_accuracy vs tuning budget")
+        grid = figure.subplots(len(pairs), len(depths), squeeze=False)
+        colors = _colors(sorted(frame["arm"].unique()))
+        for row, pair in enumerate(pairs):
+            for col, depth in enumerate(depths):
+                ax = grid[row][col]
+                cell = frame[(frame["pair"] == pair) & (frame["depth"] == depth)]
+                for arm, series in cell.groupby("arm", sort=True):
+                    series = series.sort_values("budget")
+                    _series(
+                        ax, series["budget"], series["expected_best"], series["band_low"],
+                        series["band_high"], arm, colors[arm], markersize=3,
+                    )  # fmt: skip
+                ax.set(title=f"{pair}, depth {depth}", xlabel="tuning budget (points)")
+                ax.set(ylabel="expected best val_accuracy", ylim=(0, 1))
+                if len(cell):
+                    ax.legend()
+        figures[_name("budget", dataset, model)] = figure
+    return figures
+
+
+def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> dict[str, Figure]:
+    """Every final run of `metric` as a point per arm and depth; `thresholds` per trial."""
+    frame = finals.assign(value=outcome(finals, metric), threshold=thresholds)
+    frame = frame.dropna(subset=["value"])
+    figures = {}
+    for (dataset, model), own in frame.groupby(["dataset", "model"], sort=True):
+        pairs = sorted(own["pair"].unique())
+        figure, axes = _panels(len(pairs), f"{dataset} / {model}: {metric} of every final run")
+        colors = _colors(sorted(own["arm"].unique()))
+        for ax, pair in zip(axes, pairs, strict=True):
+            cell = own[own["pair"] == pair]
+            arms = list(dict.fromkeys(cell.sort_values("variant")["arm"]))
+            for i, arm in enumerate(arms):
+                runs = cell[cell["arm"] == arm]
+                x = runs["depth"].astype(float) + 0.8 * (i - (len(arms) - 1) / 2)
+                ok = runs["status"] == STATUS_FINISHED
+                ax.scatter(x[ok], runs["value"][ok], color=colors[arm], label=arm, s=14)
+                if (~ok).any():
+                    ax.scatter(
+                        x[~ok], runs["value"][~ok], color=colors[arm], marker="x", s=24,
+                        label=f"{arm} diverged/failed",
+                    )  # fmt: skip
+                for depth, at in runs.groupby("depth"):
+                    center = float(depth) + 0.8 * (i - (len(arms) - 1) / 2)
+                    ax.hlines(at["value"].mean(), center - 0.5, center + 0.5, color=colors[arm])
+            for level in sorted(cell["threshold"].unique()):
+                ax.axhline(level, color="grey", linestyle=":", linewidth=0.8)
+            ax.set(title=pair, xlabel="depth", ylabel=metric)
+            ax.legend()
+        figures[_name("finals", metric, dataset, model)] = figure
     return figures
 
 

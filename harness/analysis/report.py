@@ -1,6 +1,11 @@
 """A study's analysis: compute every table, write them with the plots and a markdown report into a
 directory, and attach that directory to the study as the artifacts of an MLflow run tagged
-run_kind = "analysis" (which the loader skips)."""
+run_kind = "analysis" (which the loader skips).
+
+An untuned study is analysed over all its trials. A tuned study is analysed in two parts that never
+pool (see `tuned`): the tuning trials give the budget curves; the final trials give the success
+rates and every statistic an untuned study gets.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,38 @@ import pandas as pd
 
 from harness.analysis import plots
 from harness.analysis.aggregate import summarize
+from harness.analysis.choice import RULE
 from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_target
 from harness.analysis.depth import depth_trend
-from harness.analysis.intervals import CONFIDENCE
+from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
 from harness.analysis.load import Study, mlflow_client
+from harness.analysis.metrics import is_accuracy
 from harness.analysis.paired import pair_seeds, summarize_gains
-from harness.analysis.tables import depth_claims, gains_table, markdown_table, paper_table
+from harness.analysis.success import SUCCESS_METRIC, thresholds
+from harness.analysis.tables import (
+    budget_table,
+    choices_table,
+    depth_claims,
+    gains_table,
+    markdown_table,
+    paper_table,
+    success_table,
+    twins_table,
+)
+from harness.analysis.tuned import Tuning, analyze_tuning, finals_of
 from harness.study.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
 
 NO_PAIRS = "No Langevin optimizer ran beside its baseline: nothing to pair."
+MINIMUM_N = (
+    f"Minimum n: t intervals from {MIN_N_T} seeds, BCa bootstrap intervals from {MIN_N_BOOTSTRAP}, "
+    f"Wilcoxon p-values from {MIN_N_T} (p < 0.05 is reachable from {MIN_N_WILCOXON}); below that "
+    "the tables say 'too few seeds'. Wilson intervals at any n."
+)
 
 
 @dataclass(frozen=True)
 class Analysis:
-    study: Study
+    study: Study  # the trials analysed: all of an untuned study, the finals of a tuned one
     metric: str
     target: float | None
     summary: pd.DataFrame  # aggregate.summarize
@@ -33,27 +56,83 @@ class Analysis:
     trend: pd.DataFrame  # depth.depth_trend
     curves: pd.DataFrame  # curves.learning_curves
     to_target: pd.DataFrame | None  # curves.time_to_target, when a target is given
+    tuning: Tuning | None = None  # a tuned study's protocol, choices, budget curves, success
 
     def figures(self) -> dict:
-        return {
+        figures = {
             **plots.metric_vs_depth(self.summary, self.metric),
             **plots.gain_vs_depth(self.gains, self.trend, self.metric),
             **plots.curves_by_depth(self.curves, CURVE_METRIC),
         }
+        if self.tuning is not None:
+            finals = self.study.trials
+            figures |= plots.budget_curves(self.tuning.curves)
+            figures |= plots.finals_points(
+                finals, thresholds(finals, self.tuning.threshold), SUCCESS_METRIC
+            )
+        return figures
+
+    def sections(self) -> list[tuple[str, str]]:
+        """(title, body) of every part of the report, tables as plain text frames."""
+        parts = []
+        if self.tuning is not None:
+            parts += tuning_sections(self.tuning)
+        parts += [
+            (
+                f"{self.metric} per optimizer (mean ± 95% t-interval half-width over seeds; "
+                "[low, high] where clipped to the metric's range)",
+                paper_table(self.summary, self.metric),
+            ),
+            (
+                "Paired gains: Langevin − baseline, seed by seed",
+                gains_table(self.gains, self.metric) if len(self.gains) else NO_PAIRS,
+            ),
+            ("Gain vs depth", depth_claims(self.trend, self.gains, self.metric)),
+        ]
+        return parts
 
     def text(self) -> str:
-        """What the terminal shows: the paper-style table, the paired gains, the depth claims."""
-        return "\n\n".join(
-            [
-                f"{self.metric}: mean ± 95% CI half-width over seeds",
-                paper_table(self.summary, self.metric).to_string(index=False),
-                "paired gains, Langevin − baseline, same seed",
-                gains_table(self.gains, self.metric).to_string(index=False)
-                if len(self.gains)
-                else NO_PAIRS,
-                "\n".join(depth_claims(self.trend, self.gains, self.metric)),
-            ]
-        )
+        """What the terminal shows: every section, tables as aligned text."""
+        return "\n\n".join(f"{title}\n\n{_as_text(body)}" for title, body in self.sections())
+
+
+def _as_text(body) -> str:
+    if isinstance(body, pd.DataFrame):
+        return body.to_string(index=False) if len(body) else "(none)"
+    if isinstance(body, list):
+        return "\n".join(f"- {line}" for line in body) if body else "(none)"
+    return body
+
+
+def _as_markdown(body) -> str:
+    if isinstance(body, pd.DataFrame):
+        return markdown_table(body) if len(body) else "(none)"
+    return _as_text(body)
+
+
+def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
+    """Protocol (budget, ranges, seeds), choices with edge warnings, success, budget curves."""
+    return [
+        (
+            "Tuning protocol per arm (tuning trials and final trials are never pooled)",
+            tuning.protocol,
+        ),
+        (f"Chosen configuration per arm ({RULE})", choices_table(tuning.choices)),
+        ("Range warnings", tuning.warnings() or ["no chosen value at the edge of its range"]),
+        (
+            f"Success on the final seeds ({tuning.threshold_text()}; diverged or failed = not "
+            "trained; Wilson interval; accuracy given success with a BCa interval)",
+            success_table(tuning.success),
+        ),
+        (
+            "Success rate, Langevin vs baseline twin (Fisher's exact test)",
+            twins_table(tuning.twins),
+        ),
+        (
+            "Expected best validation accuracy vs tuning budget (opda, 95% band)",
+            budget_table(tuning.curves),
+        ),
+    ]
 
 
 def analyze(
@@ -61,43 +140,45 @@ def analyze(
     metric: str = "test_accuracy",
     target: float | None = None,
     confidence: float = CONFIDENCE,
+    success_threshold: float | None = None,
 ) -> Analysis:
-    """Every statistic of the study for `metric` (a one-line HarnessError if it was not logged)."""
+    """Every statistic of the study for `metric` (a one-line HarnessError if it was not logged);
+    `success_threshold` (tuned studies) overrides chance + 10 points."""
     study.require_metric(metric)
-    per_seed = pair_seeds(study.trials, metric)
+    tuning = analyze_tuning(study, success_threshold, confidence) if study.tuned else None
+    analysed = finals_of(study) if study.tuned else study
+    per_seed = pair_seeds(analysed.trials, metric)
     gains = summarize_gains(per_seed, metric, confidence)
     return Analysis(
-        study=study,
+        study=analysed,
         metric=metric,
         target=target,
-        summary=summarize(study.trials, metric, confidence),
+        summary=summarize(analysed.trials, metric, confidence),
         per_seed=per_seed,
         gains=gains,
         trend=depth_trend(per_seed, gains, confidence),
-        curves=learning_curves(study.epochs, CURVE_METRIC, confidence),
-        to_target=None if target is None else time_to_target(study.epochs, target, CURVE_METRIC),
+        curves=learning_curves(analysed.epochs, CURVE_METRIC, confidence),
+        to_target=None if target is None else time_to_target(analysed.epochs, target, CURVE_METRIC),
+        tuning=tuning,
     )
 
 
 def markdown(analysis: Analysis, plot_names: list[str]) -> str:
     trials = analysis.study.trials
     counts = ", ".join(f"{(trials['status'] == s).sum()} {s}" for s in STATUSES)
+    which = "final trials" if analysis.tuning is not None else "trials"
+    failures = (
+        "a diverged or failed run counts at chance accuracy (1 / number of classes)"
+        if is_accuracy(analysis.metric)
+        else "diverged and failed runs are left out of this metric and counted"
+    )
     sections = [
         f"# Analysis of study `{analysis.study.name}`",
-        f"{len(trials)} trials ({counts}); metric `{analysis.metric}`; statistics over finished "
-        "trials only, failed and diverged ones are counted in each cell. Store: "
-        f"`{analysis.study.tracking_uri}`, experiment {analysis.study.experiment_id}.",
-        f"## {analysis.metric} per optimizer (mean ± 95% t-interval half-width over seeds)",
-        markdown_table(paper_table(analysis.summary, analysis.metric)),
-        "## Paired gains: Langevin − baseline, seed by seed",
-        markdown_table(gains_table(analysis.gains, analysis.metric))
-        if len(analysis.gains)
-        else NO_PAIRS,
-        "## Gain vs depth",
-        "\n".join(
-            f"- {claim}" for claim in depth_claims(analysis.trend, analysis.gains, analysis.metric)
-        ),
+        f"{len(trials)} {which} ({counts}); metric `{analysis.metric}`; {failures}; the tables "
+        f"show how many. {MINIMUM_N} Store: `{analysis.study.tracking_uri}`, experiment "
+        f"{analysis.study.experiment_id}.",
     ]
+    sections += [f"## {title}\n\n{_as_markdown(body)}" for title, body in analysis.sections()]
     if analysis.to_target is not None:
         sections += [
             f"## Time to {CURVE_METRIC} ≥ {analysis.target:g}",
@@ -109,7 +190,8 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
 
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
-    (with a target), report.md and the plots (PNG + SVG) into `out_dir`; returns the paths."""
+    (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv and
+    success_twins.csv, report.md and the plots (PNG + SVG) into `out_dir`; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "summary": analysis.summary,
@@ -119,6 +201,14 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
         "curves": analysis.curves,
         "time_to_target": analysis.to_target,
     }
+    if analysis.tuning is not None:
+        tables |= {
+            "protocol": analysis.tuning.protocol,
+            "chosen": analysis.tuning.choices,
+            "budget_curves": analysis.tuning.curves,
+            "success": analysis.tuning.success,
+            "success_twins": analysis.tuning.twins,
+        }
     paths = []
     for name, frame in tables.items():
         if frame is not None:
@@ -143,6 +233,8 @@ def log_analysis_run(analysis: Analysis, out_dir: Path) -> str:
     client.log_param(run_id, "metric", analysis.metric)
     if analysis.target is not None:
         client.log_param(run_id, "target", analysis.target)
+    if analysis.tuning is not None and analysis.tuning.threshold is not None:
+        client.log_param(run_id, "success_threshold", analysis.tuning.threshold)
     client.log_artifacts(run_id, str(out_dir))
     client.set_terminated(run_id)
     return run_id

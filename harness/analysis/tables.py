@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from harness.analysis.depth import TREND_KEYS
-from harness.analysis.intervals import MIN_N_T
+from harness.analysis.intervals import MIN_N_BOOTSTRAP, MIN_N_T
 from harness.analysis.metrics import is_accuracy
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED
 
@@ -148,3 +148,89 @@ def markdown_table(frame: pd.DataFrame) -> str:
     lines = [cells(frame.columns), "|" + "---|" * len(frame.columns)]
     lines += [cells(row) for row in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def _interval(low, high, metric: str = "test_accuracy") -> str:
+    return "—" if pd.isna(low) else f"[{_number(low, metric)}, {_number(high, metric)}]"
+
+
+def success_table(success: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: successes k/n, rate with its Wilson interval, accuracy given success with its BCa
+    interval ("too few seeds" below MIN_N_BOOTSTRAP successes), all in percent."""
+    return pd.DataFrame(
+        {
+            **{key: success[key] for key in TABLE_INDEX},
+            "arm": success["arm"],
+            "trained": [
+                f"{k}/{n}" for k, n in zip(success["n_success"], success["n"], strict=True)
+            ],
+            "rate (%)": success["success_rate"].map(lambda v: _number(v, "test_accuracy")),
+            "Wilson CI": [
+                _interval(lo, hi)
+                for lo, hi in zip(success["success_low"], success["success_high"], strict=True)
+            ],
+            "accuracy | trained (%)": success["acc_given_success"].map(
+                lambda v: _number(v, "test_accuracy")
+            ),
+            "BCa CI": [
+                _interval(row.acc_low, row.acc_high)
+                if row.n_success >= MIN_N_BOOTSTRAP
+                else f"{TOO_FEW} (k={row.n_success} < {MIN_N_BOOTSTRAP})"
+                for row in success.itertuples()
+            ],
+        }
+    )
+
+
+def twins_table(twins: pd.DataFrame) -> pd.DataFrame:
+    """Per Langevin arm: its successes and its baseline twin's, the difference in rate (pp) and
+    Fisher's exact p-value."""
+    return pd.DataFrame(
+        {
+            **{key: twins[key] for key in TABLE_INDEX},
+            "comparison": twins["arm"] + " − " + twins["baseline_arm"],
+            "trained": [
+                f"{row.n_success}/{row.n} vs {row.baseline_n_success}/{row.baseline_n}"
+                for row in twins.itertuples()
+            ],
+            "rate difference (pp)": twins["rate_difference"].map(
+                lambda v: _number(v, "test_accuracy", signed=True)
+            ),
+            "p Fisher": twins["p_fisher"].map(_p),
+        }
+    )
+
+
+def choices_table(choices: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and tuned hyperparameter: the chosen value, its range and position, the edge flag."""
+    return pd.DataFrame(
+        {
+            "arm": choices["arm_id"],
+            "hyper": choices["hyper"],
+            "chosen": choices["chosen"].map("{:.4g}".format),
+            "range": [
+                f"[{lo:g}, {hi:g}]{' log' if log else ''}"
+                for lo, hi, log in zip(choices["low"], choices["high"], choices["log"], strict=True)
+            ],
+            "position": choices["position"].map("{:.2f}".format),
+            "at edge": choices["at_edge"].map({True: "YES", False: ""}),
+            "val score": choices["chosen_score"].map(lambda v: _number(v, "val_accuracy")),
+        }
+    )
+
+
+def budget_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: expected best validation accuracy (%) of 1, K/2 and K tuning points (K = the arm's
+    scored points), each with its band."""
+    rows = []
+    for (arm_id, depth), curve in curves.groupby(["arm_id", "depth"], sort=True):
+        k = int(curve["budget"].max())
+        row = {"depth": depth, "arm": arm_id, "K": k}
+        for label, n in (("best of 1", 1), ("best of K/2", max(1, k // 2)), ("best of K", k)):
+            at = curve[curve["budget"] == n].iloc[0]
+            row[label] = (
+                f"{_number(at['expected_best'], 'val_accuracy')} "
+                f"{_interval(at['band_low'], at['band_high'], 'val_accuracy')}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,119 @@
+"""The tuned-study part of an analysis: protocol, choices, budget curves, success on the finals.
+
+A tuned study (trials tagged phase = "tune" / "final", one arm run per arm) is analysed in two
+parts that never pool: its tuning trials give each arm's budget curve (`budget`); its final trials
+(the chosen config re-run on fresh seeds) give success rates (`success`) and, in `report`, every
+statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.analysis.budget import budget_curves
+from harness.analysis.choice import chosen_configs, edge_warnings
+from harness.analysis.intervals import CONFIDENCE
+from harness.analysis.load import Study
+from harness.analysis.success import DEFAULT_MARGIN, success_rates, twin_tests
+from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
+
+PROTOCOL_PARAMS = [
+    "budget", "sampler", "sampler_seed", "metric", "mode", "score_epoch", "tuning_seeds",
+    "final_seeds",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tuning:
+    protocol: pd.DataFrame  # one row per arm: PROTOCOL_PARAMS and the searched ranges
+    choices: pd.DataFrame  # choice.chosen_configs
+    curves: pd.DataFrame  # budget.budget_curves
+    success: pd.DataFrame  # success.success_rates on the finals
+    twins: pd.DataFrame  # success.twin_tests
+    threshold: float | None  # None: chance + DEFAULT_MARGIN per dataset
+
+    def threshold_text(self) -> str:
+        if self.threshold is None:
+            return f"test accuracy > chance + {DEFAULT_MARGIN:.0%} (chance = 1 / number of classes)"
+        return f"test accuracy > {self.threshold:g}"
+
+    def warnings(self) -> list[str]:
+        return edge_warnings(self.choices)
+
+
+def finals_of(study: Study) -> Study:
+    """The study restricted to its final trials (tuning trials never pool with them)."""
+    final_runs = study.trials["phase"] == PHASE_FINAL
+    return Study(
+        name=study.name,
+        experiment_id=study.experiment_id,
+        tracking_uri=study.tracking_uri,
+        trials=study.trials[final_runs].reset_index(drop=True),
+        epochs=study.epochs[study.epochs["phase"] == PHASE_FINAL].reset_index(drop=True),
+        metric_names=study.metric_names,
+        arms=study.arms,
+    )
+
+
+def _ranges(arm: pd.Series) -> str:
+    hypers = sorted(
+        c[len("range.") : -len(".low")]
+        for c in arm.index
+        if c.startswith("range.") and c.endswith(".low") and pd.notna(arm[c])
+    )
+    return "; ".join(
+        f"{h} [{float(arm[f'range.{h}.low']):g}, {float(arm[f'range.{h}.high']):g}]"
+        + (" log" if str(arm[f"range.{h}.log"]).lower() == "true" else "")
+        for h in hypers
+    )
+
+
+def protocol(arms: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: budget, sampler, seeds, metric and the searched ranges, as the arm runs logged them."""
+    return pd.DataFrame(
+        [
+            {
+                "arm_id": arm["arm_id"],
+                **{p: arm.get(p) for p in PROTOCOL_PARAMS},
+                "tuning_seeds": _seeds(arm.get("tuning_seeds")),
+                "final_seeds": _seeds(arm.get("final_seeds")),
+                "ranges": _ranges(arm),
+            }
+            for _, arm in arms.iterrows()
+        ],
+        columns=["arm_id", *PROTOCOL_PARAMS, "ranges"],
+    ).sort_values("arm_id", ignore_index=True)
+
+
+def analyze_tuning(
+    study: Study, threshold: float | None = None, confidence: float = CONFIDENCE
+) -> Tuning:
+    """The tuned-study statistics of `study` (see the module docstring)."""
+    score_epoch = (
+        dict(zip(study.arms["arm_id"], study.arms["score_epoch"], strict=True))
+        if "score_epoch" in study.arms
+        else {}
+    )
+    finals = study.trials[study.trials["phase"] == PHASE_FINAL]
+    rates = success_rates(finals, threshold, confidence)
+    return Tuning(
+        protocol=protocol(study.arms),
+        choices=chosen_configs(study.arms),
+        curves=budget_curves(
+            study.trials[study.trials["phase"] == PHASE_TUNE], score_epoch, confidence
+        ),
+        success=rates,
+        twins=twin_tests(rates),
+        threshold=threshold,
+    )
+
+
+def _seeds(text) -> str:
+    """A JSON list of seeds as "0, 1, 2" (any other text as it is)."""
+    try:
+        return ", ".join(map(str, json.loads(text)))
+    except (TypeError, ValueError):
+        return str(text)
