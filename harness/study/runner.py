@@ -21,6 +21,7 @@ one parent run per arm (`tracking.ensure_arm_runs`) with every trial as its chil
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,13 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     else:
         out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
         tuner = _new_tuner(spec, configs, storage, name, tracking_uri, max_concurrent)
-    results = tuner.fit()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        results = tuner.fit()
+    finally:
+        # Tune leaves its own SIGINT handler installed after fit(): a Ctrl-C between two
+        # phases would then be swallowed; restore the driver's so it stops the study.
+        signal.signal(signal.SIGINT, handler)
     return StudyOutcome(len(configs), results.num_terminated, results.num_errors), results
 
 
@@ -296,8 +303,14 @@ def run_study(
                               max_concurrent, out, f"study {spec.name!r}")
         else:
             outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out)
+    except KeyboardInterrupt:  # Ctrl-C outside Tune's own handling (between phases)
+        outcome = None
     finally:
         closed = close_running_runs(tracking_uri, spec.experiment_name)
+    if outcome is None:
+        out(f"study {spec.name!r} interrupted between phases; resume with: "
+            f"harness run --resume {spec.name}")
+        return StudyOutcome(1, 0, 0)
     total = outcome.total
     if outcome.interrupted or closed:
         out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
