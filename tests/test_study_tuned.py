@@ -69,6 +69,7 @@ def test_killed_between_phases_resumes_without_losing_or_repeating_anything(tmp_
     assert len(tune) == 8 and len(final) == 4  # nothing duplicated
     for run in tune:  # tuning trials ended before the kill: not run again
         assert run.info.end_time == tuned_before[run.data.tags["trial_key"]]
+        assert "test_accuracy" not in run.data.metrics  # tuning sees validation only
     for run in runs:
         tags, params = run.data.tags, run.data.params
         arm = arm_runs[tags["arm"]]

@@ -9,7 +9,8 @@ Params (strings in MLflow, the flattened trial config); the ones analysis groups
 Metrics per epoch, logged with step = epoch (1-based):
     train_loss, train_accuracy, val_loss, val_accuracy, epoch_time_s (training + validation),
     images_per_s (training images over training time).
-Final metrics, logged once with step = last epoch:
+Final metrics, logged once with step = last epoch (not by the tuning trials of a tuned study,
+which see validation data only):
     test_loss, test_accuracy.
 Tags:
     run_kind ("trial" for a training run, "analysis" for the run that holds an analysis' report),

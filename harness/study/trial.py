@@ -8,7 +8,8 @@
 - seeds Python, NumPy, TF/Keras, the data order and the optimizer noise from `config["seed"]`, so
   Adam and L-Adam with one seed start from the same weights and see the same batches;
 - reports per epoch the metrics of `run_schema.EPOCH_METRICS` (+ epoch, status), the test metrics
-  with the last epoch, and a checkpoint (model + optimizer state + epoch) every epoch;
+  with the last epoch (not for a tuning trial of a tuned study: tuning sees validation only),
+  and a checkpoint (model + optimizer state + epoch) every epoch;
 - resumes from `tune.get_checkpoint()`: a retried trial continues at the next epoch with the same
   weights, optimizer state, noise stream and data order it would have had;
 - ends as `diverged` (reported, not raised) when a loss is NaN or infinite.
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.study.run_schema import STATUS_DIVERGED, STATUS_FINISHED
+from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
@@ -189,7 +190,9 @@ def train_trial(tune_config: dict) -> None:
         if not _finite(metrics["train_loss"]):
             tune.report({**metrics, "status": STATUS_DIVERGED})
             return
-        if epoch == config["epochs"]:
+        if epoch == config["epochs"] and config.get("phase") == PHASE_TUNE:
+            metrics["status"] = STATUS_FINISHED  # tuning never looks at the test split
+        elif epoch == config["epochs"]:
             test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
             metrics.update(test_loss=test_loss, test_accuracy=test_accuracy,
                            status=STATUS_DIVERGED if not _finite(test_loss) else STATUS_FINISHED)
