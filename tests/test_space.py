@@ -89,7 +89,7 @@ BAD_CASES = [
      "unknown schedule name 'cos'; allowed: constant, log"),
     ("unknown hyper-parameter",
      {"optimizers": [{"base": "rmsprop", "learning_rate": 0.1, "hyper": {"beta_1": 0.9}}]},
-     "allowed for rmsprop: rho, epsilon"),
+     "unknown hyper-parameter(s) ['beta_1']; allowed for rmsprop: rho"),
     ("missing field", {"epochs": None}, "field 'epochs'"),
     ("bad seeds", {"seeds": [1, 1]}, "field 'seeds'"),
 ]
