@@ -1,85 +1,154 @@
-"""Cost of the Langevin noise: time per training step of L-Adam vs Adam, measured in one run.
+"""Cost of the Langevin noise: time of one training step of L-Adam (σ > 0) against its plain step.
 
-For a 40-layer dense net (MNIST shapes) and a ResNet-20 (CIFAR shapes), graph mode and XLA, it
-times `model.fit` steps with Keras Adam, L-Adam with σ = 0 (our baseline) and L-Adam with σ > 0.
-Variants are timed in interleaved rounds (A B C A B C ...) and the median per-step time is kept,
-so background load hits all of them alike. Target: L-Adam step / Adam step ≤ 1.10 on CPU.
+For each model and mode (graph; XLA = `jit_compile=True`) it compiles three copies of the same
+model (same initial weights): Keras Adam, L-Adam with σ = 0 (the plain arm) and L-Adam with σ > 0.
+It then times their Keras train functions on one fixed batch in interleaved rounds: every round
+runs `--steps` steps of each variant, in an order rotated from round to round, so background load
+hits all of them alike. Per round it forms the ratio σ>0 / σ=0 (and σ>0 / Keras Adam); the table
+gives the median over rounds with the quartiles as spread. TensorFlow's thread pools are pinned
+(`--intra-threads`, `--inter-threads`) before anything runs.
 
-    python benchmarks/optimizer_overhead.py [--rounds 5] [--steps 10]
+    python benchmarks/optimizer_overhead.py [--models dense-40,resnet-20] [--rounds 15]
+        [--steps 10] [--json PATH]
+
+`--json PATH` writes {"rows": [{"model", "mode", "ratio", "ratio_q1", "ratio_q3",
+"ratio_vs_keras", "ms_per_step": {variant: median}}, ...], "setup": {...}}.
+Target (issue 13): ratio ≤ 1.05 on dense-40 in both modes.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-import harness  # noqa: F401  (quiets TensorFlow)
-from harness.models import build_model
-from harness.optimizers import LAdam
-
-NETS = {
-    "dense-40 (MNIST)": dict(name="dense", depth=40, input_shape=(28, 28, 1), batch=512),
-    "ResNet-20 (CIFAR)": dict(name="resnet", depth=20, input_shape=(32, 32, 3), batch=128),
+MODELS = {
+    "dense-40": dict(name="dense", depth=40, input_shape=(28, 28, 1), batch=512),
+    "resnet-20": dict(name="resnet", depth=20, input_shape=(32, 32, 3), batch=128),
 }
-VARIANTS = {
-    "Adam (Keras)": lambda: keras.optimizers.Adam(5e-3, epsilon=1e-6),
-    "L-Adam σ=0": lambda: LAdam(5e-3, sigma=0.0, seed=0),
-    "L-Adam σ=1e-3": lambda: LAdam(5e-3, sigma=1e-3, seed=0),
-}
+MODES = {"graph": False, "xla": True}
+PLAIN, NOISY, KERAS = "L-Adam σ=0", "L-Adam σ=1e-3", "Adam (Keras)"
 
 
-def _compiled(net: dict, make_optimizer, jit: bool) -> keras.Model:
+def _variants():
+    import keras
+
+    from harness.optimizers import LAdam
+
+    return {
+        KERAS: lambda: keras.optimizers.Adam(5e-3, epsilon=1e-6),
+        PLAIN: lambda: LAdam(5e-3, sigma=0.0, seed=0),
+        NOISY: lambda: LAdam(5e-3, sigma=1e-3, seed=0),
+    }
+
+
+def _train_function(net: dict, make_optimizer, jit: bool):
+    """A compiled model's one-step train function and an iterator over one fixed batch."""
+    import keras
+    import tensorflow as tf
+
+    from harness.models import build_model
+
     keras.utils.set_random_seed(0)
     model = build_model(net["name"], depth=net["depth"], input_shape=net["input_shape"],
                         num_classes=10)
     model.compile(optimizer=make_optimizer(),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=jit)
-    return model
+    rng = np.random.default_rng(0)
+    x = rng.random((net["batch"], *net["input_shape"]), dtype=np.float32)
+    y = rng.integers(0, 10, net["batch"])
+    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    model.make_train_function()
+
+    def run(steps: int) -> float:
+        """Seconds per step over `steps` steps (the last one's loss read back to finish them)."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            outputs = model.train_function(iterator)
+        float(outputs["loss"])
+        return (time.perf_counter() - start) / steps
+
+    run(3)  # trace, compile and warm up outside the timing
+    return run
 
 
-def _seconds_per_step(model, data, steps: int) -> float:
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-    return (time.perf_counter() - start) / steps
+def measure(net: dict, jit: bool, rounds: int, steps: int) -> dict:
+    """Interleaved rounds of all variants: per-variant step times and per-round ratios."""
+    runners = {name: _train_function(net, make, jit) for name, make in _variants().items()}
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            times[name].append(runners[name](steps))
+    t = {name: np.array(v) for name, v in times.items()}
+    ratio = t[NOISY] / t[PLAIN]
+    q1, median, q3 = np.percentile(ratio, [25, 50, 75])
+    return {
+        "ratio": float(median),
+        "ratio_q1": float(q1),
+        "ratio_q3": float(q3),
+        "ratio_vs_keras": float(np.median(t[NOISY] / t[KERAS])),
+        "ms_per_step": {name: float(np.median(v) * 1e3) for name, v in t.items()},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--models", default="dense-40",
+                        help=f"comma-separated, from {', '.join(MODELS)} (default dense-40)")
+    parser.add_argument("--modes", default="graph,xla", help="comma-separated: graph, xla")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=10, help="steps per variant per round")
+    parser.add_argument("--intra-threads", type=int, default=1)
+    parser.add_argument("--inter-threads", type=int, default=1)
+    parser.add_argument("--json", metavar="PATH", help="write the rows there as JSON")
     args = parser.parse_args()
+    models = args.models.split(",")
+    modes = args.modes.split(",")
+    for value, allowed, flag in [(models, MODELS, "--models"), (modes, MODES, "--modes")]:
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            parser.error(f"{flag}: unknown {unknown}; allowed: {', '.join(allowed)}")
+
+    # isort: off
+    import harness  # noqa: F401  (quiets TensorFlow: before it is imported)
+    import tensorflow as tf
+
+    # isort: on
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_threads)
+    import keras
 
     rows = []
-    for net_name, net in NETS.items():
-        rng = np.random.default_rng(0)
-        x = rng.random((net["batch"], *net["input_shape"]), dtype=np.float32)
-        y = rng.integers(0, 10, net["batch"])
-        data = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
-        for mode, jit in [("graph", False), ("XLA", True)]:
-            models = {v: _compiled(net, make, jit) for v, make in VARIANTS.items()}
-            for model in models.values():  # trace and compile outside the timing
-                _seconds_per_step(model, data, 2)
-            times = {v: [] for v in VARIANTS}
-            for _ in range(args.rounds):
-                for variant, model in models.items():
-                    times[variant].append(_seconds_per_step(model, data, args.steps))
-            median = {v: statistics.median(t) for v, t in times.items()}
-            for variant in VARIANTS:
-                rows.append((net_name, mode, variant, median[variant] * 1e3,
-                             median[variant] / median["Adam (Keras)"],
-                             median[variant] / median["L-Adam σ=0"]))
+    for model in models:
+        for mode in modes:
+            row = {"model": model, "mode": mode}
+            row.update(measure(MODELS[model], MODES[mode], args.rounds, args.steps))
+            rows.append(row)
+            print(f"done {model} {mode}", flush=True)
 
-    print(f"\n{'net':18s} {'mode':5s} {'optimizer':14s} {'ms/step':>8s} {'÷Adam':>6s} {'÷σ=0':>6s}")
-    for net_name, mode, variant, ms, vs_adam, vs_zero in rows:
-        print(f"{net_name:18s} {mode:5s} {variant:14s} {ms:8.1f} {vs_adam:6.2f} {vs_zero:6.2f}")
-    print(f"\n{tf.config.list_physical_devices()} | TF {tf.__version__} | Keras {keras.__version__}"
-          f" | rounds {args.rounds} × {args.steps} steps, median")
+    print(f"\n{'model':10s} {'mode':5s} " + " ".join(f"{v:>14s}" for v in _variants())
+          + f" {'σ>0 / σ=0 [q1, q3]':>22s} {'σ>0 / Keras':>11s}")
+    for row in rows:
+        ms = " ".join(f"{row['ms_per_step'][v]:11.2f} ms" for v in _variants())
+        print(f"{row['model']:10s} {row['mode']:5s} {ms} "
+              f"{row['ratio']:8.3f} [{row['ratio_q1']:.3f}, {row['ratio_q3']:.3f}]"
+              f" {row['ratio_vs_keras']:11.3f}")
+    setup = {
+        "devices": [d.name for d in tf.config.list_physical_devices()],
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "rounds": args.rounds, "steps": args.steps,
+        "intra_threads": args.intra_threads, "inter_threads": args.inter_threads,
+    }
+    print(f"\n{setup}: median over rounds of the per-round ratio, quartiles in brackets")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "setup": setup}, f, indent=2)
 
 
 if __name__ == "__main__":

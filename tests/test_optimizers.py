@@ -2,7 +2,8 @@
 
 Gradients are fixed arrays fed to `optimizer.apply`, so the reference sees exactly what the
 optimizer sees. With σ > 0 the reference is fed the same ξ, drawn here with `philox_normal` from the documented
-key (seed) and stream (step · n_vars + index); the noise-statistics tests check the draws themselves.
+key (seed), stream (step) and slice (the variable's offset); the noise-statistics tests check the
+draws themselves.
 """
 
 from __future__ import annotations
@@ -19,40 +20,59 @@ SHAPES = [(3, 4), (3, 4), (5,)]  # a same-shape pair: state must not be shared
 STEPS = 5
 
 
-def _xi(seed, step, index, n_vars, shape):
-    """ξ for 1-based step `step` of variable `index`, as the optimizer documents its key."""
-    return philox_normal(shape, seed, (step - 1) * n_vars + index).numpy()
+def _xi(seed, step, index, shapes):
+    """ξ for 1-based step `step` of variable `index` of `shapes`, as the optimizer documents it:
+    its slice of the step's one draw (key = seed, stream = step − 1)."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    start = sum(sizes[:index])
+    draw = philox_normal((sum(sizes),), seed, step - 1).numpy()
+    return draw[start : start + sizes[index]].reshape(shapes[index])
 
 
-def _reference(name, hp, theta, grads, xis):
-    """Float64 reference trajectory of one variable: list of θ after each step."""
+def numpy_reference(name, hp, theta, grads, xis):
+    """Float64 reference trajectory of one variable under the documented update rules (with
+    their options): list of θ after each step. `hp` holds every hyper-parameter and σ."""
     theta = theta.astype(np.float64).copy()
     lr, sigma = hp["learning_rate"], hp["sigma"]
-    m = v = r = a = d = np.zeros_like(theta)
+    m = v = v_max = r = g_bar = a = d = velocity = np.zeros_like(theta)
     s = np.full_like(theta, hp.get("initial_accumulator_value", 0.1))
+    mu = hp.get("momentum", 0.0)
     out = []
     for k, (g, xi) in enumerate(zip(grads, xis), start=1):
         g = g.astype(np.float64)
         if name == "sgd":
-            p, drift = np.ones_like(theta), g
+            p, step = np.ones_like(theta), lr * g
+            if mu > 0:
+                velocity = mu * velocity - lr * g
+                step = lr * g - mu * velocity if hp.get("nesterov") else -velocity
         elif name == "adam":
             b1, b2, eps = hp["beta_1"], hp["beta_2"], hp["epsilon"]
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g**2
-            v_hat = v / (1 - b2**k)
+            v_max = np.maximum(v_max, v)
+            v_hat = (v_max if hp.get("amsgrad") else v) / (1 - b2**k)
             p = 1 / ((1 - b1**k) * (eps + np.sqrt(v_hat)))
-            drift = m
+            step = lr * p * m
         elif name == "rmsprop":
-            r = hp["rho"] * r + (1 - hp["rho"]) * g**2
-            p, drift = 1 / (hp["epsilon"] + np.sqrt(r)), g
+            rho = hp["rho"]
+            r = rho * r + (1 - rho) * g**2
+            g_bar = rho * g_bar + (1 - rho) * g
+            second_moment = r - g_bar**2 if hp.get("centered") else r
+            p = 1 / (hp["epsilon"] + np.sqrt(second_moment))
+            step = lr * p * g
+            if mu > 0:
+                velocity = mu * velocity + step
+                step = velocity
         elif name == "adadelta":
-            b1, b2, eps = hp["beta_1"], hp["beta_2"], hp["epsilon"]
+            b2, eps = hp["beta_2"], hp["epsilon"]
             a = b2 * a + (1 - b2) * g**2
-            p, drift = np.sqrt(d + eps) / np.sqrt(a + eps), g
+            p = np.sqrt(d + eps) / np.sqrt(a + eps)
+            step = lr * p * g
         elif name == "adagrad":
             s = s + g**2
-            p, drift = 1 / (np.sqrt(s) + hp["epsilon"]), g
-        delta = -lr * p * drift + sigma * np.sqrt(lr * p) * xi
+            p = 1 / (np.sqrt(s) + hp["epsilon"])
+            step = lr * p * g
+        delta = -step + sigma * np.sqrt(lr * p) * xi
         theta = theta + delta
         if name == "adadelta":
             d = hp["beta_1"] * d + (1 - hp["beta_1"]) * delta**2
@@ -69,13 +89,13 @@ HYPER = {
 }
 
 
-def _run(name, sigma, seed=7, steps=STEPS, grads_seed=0):
+def _run(name, sigma, seed=7, steps=STEPS, grads_seed=0, options=None):
     """Apply `steps` fixed gradients to three variables; return initial values, grads, trajectory."""
     rng = np.random.default_rng(grads_seed)
     init = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
     grads = [[rng.normal(size=s).astype(np.float32) for s in SHAPES] for _ in range(steps)]
     variables = [keras.Variable(x) for x in init]
-    opt = OPTIMIZERS[name](sigma=sigma, seed=seed, **HYPER[name])
+    opt = OPTIMIZERS[name](sigma=sigma, seed=seed, **{**HYPER[name], **(options or {})})
     trajectory = []
     for step_grads in grads:
         opt.apply([tf.constant(g) for g in step_grads], variables)
@@ -83,22 +103,57 @@ def _run(name, sigma, seed=7, steps=STEPS, grads_seed=0):
     return init, grads, trajectory
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("sigma", [0.0, 0.05])
-def test_matches_numpy_reference(name, sigma):
+def _check_against_reference(name, sigma, options, hp_options):
     seed = 7
-    init, grads, trajectory = _run(name, sigma, seed=seed)
-    hp = dict(HYPER[name], sigma=sigma)
-    for i, shape in enumerate(SHAPES):
-        xis = [_xi(seed, k, i, len(SHAPES), shape) for k in range(1, STEPS + 1)]
-        expected = _reference(name, hp, init[i], [g[i] for g in grads], xis)
+    init, grads, trajectory = _run(name, sigma, seed=seed, options=options)
+    hp = {**HYPER[name], "sigma": sigma, **hp_options}
+    for i in range(len(SHAPES)):
+        xis = [_xi(seed, k, i, SHAPES) for k in range(1, STEPS + 1)]
+        expected = numpy_reference(name, hp, init[i], [g[i] for g in grads], xis)
         for k in range(STEPS):
             np.testing.assert_allclose(
                 trajectory[k][i], expected[k], rtol=2e-4, atol=2e-5,
-                err_msg=f"{name} sigma={sigma} variable {i} step {k + 1}",
+                err_msg=f"{name} {options} sigma={sigma} variable {i} step {k + 1}",
             )
     # the two same-shape variables had different gradients, so they must end up different
     assert not np.allclose(trajectory[-1][0], trajectory[-1][1])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("sigma", [0.0, 0.05])
+def test_matches_numpy_reference(name, sigma):
+    _check_against_reference(name, sigma, {}, {})
+
+
+# (optimizer, options, hyper-parameters that make the option matter within STEPS steps)
+OPTIONS = [
+    ("sgd", {"momentum": 0.9}, {}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, {}),
+    ("rmsprop", {"centered": True}, {}),
+    ("rmsprop", {"momentum": 0.5}, {}),
+    ("rmsprop", {"centered": True, "momentum": 0.5}, {}),
+    ("adam", {"amsgrad": True}, {"beta_2": 0.5}),  # v shrinks often: the running max differs
+    ("adadelta", {"rho": 0.8}, {}),
+]
+
+
+@pytest.mark.parametrize("name, options, base", OPTIONS, ids=str)
+@pytest.mark.parametrize("sigma", [0.0, 0.05])
+def test_options_match_numpy_reference(name, options, base, sigma):
+    hp_options = {**base, **options}
+    if "rho" in hp_options and name == "adadelta":  # Keras' single decay sets both
+        rho = hp_options.pop("rho")
+        hp_options.update(beta_1=rho, beta_2=rho)
+    _check_against_reference(name, sigma, {**base, **options}, hp_options)
+
+
+@pytest.mark.parametrize("name, options, base", OPTIONS, ids=str)
+def test_each_option_changes_the_trajectory(name, options, base):
+    """An option that the optimizer silently ignored would pass the reference test only if the
+    reference ignored it too: check that every option case moves the weights differently."""
+    _, _, plain = _run(name, 0.0, options=base)
+    _, _, with_option = _run(name, 0.0, options={**base, **options})
+    assert not np.allclose(plain[-1][0], with_option[-1][0], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
@@ -292,11 +347,22 @@ def test_save_load_round_trip_keeps_config_state_and_noise(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("cls", [LSGD, LAdam, LRMSprop, LAdadelta, LAdagrad])
-def test_config_round_trip(cls):
-    opt = cls(learning_rate=0.02, sigma=0.003, seed=4, layer_fraction=0.0)
-    clone = cls.from_config(opt.get_config())
-    assert clone.get_config() == opt.get_config()
+@pytest.mark.parametrize(
+    "cls, options",
+    [(LSGD, {"momentum": 0.5, "nesterov": True}), (LAdam, {"amsgrad": True}),
+     (LRMSprop, {"centered": True, "momentum": 0.3}), (LAdadelta, {"rho": 0.8}),
+     (LAdagrad, {"initial_accumulator_value": 0.2})],
+)
+def test_config_round_trip(cls, options):
+    opt = cls(learning_rate=0.02, sigma=0.003, seed=4, layer_fraction=0.0, **options)
+    config = opt.get_config()
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    for key, value in options.items():
+        if key == "rho":
+            assert config["beta_1"] == config["beta_2"] == value
+        else:
+            assert config[key] == value
 
 
 @pytest.mark.parametrize(
@@ -318,4 +384,23 @@ def test_config_round_trip(cls):
 def test_bad_arguments_fail_at_construction_naming_the_argument(kwargs, field):
     with pytest.raises(ValueError, match=field) as info:
         LAdam(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, field",
+    [
+        (LSGD, {"momentum": -0.1}, "momentum"),
+        (LSGD, {"momentum": 1.5}, "momentum"),
+        (LSGD, {"nesterov": "yes"}, "nesterov"),
+        (LRMSprop, {"momentum": 1.0}, "momentum"),
+        (LRMSprop, {"centered": 1}, "centered"),
+        (LAdam, {"amsgrad": None}, "amsgrad"),
+        (LAdadelta, {"rho": 1.2}, "rho"),
+        (LAdadelta, {"rho": 0.9, "beta_1": 0.5}, "rho"),
+    ],
+)
+def test_bad_options_fail_at_construction_naming_the_option(cls, kwargs, field):
+    with pytest.raises(ValueError, match=field) as info:
+        cls(**kwargs)
     assert "\n" not in str(info.value)

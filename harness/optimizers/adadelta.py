@@ -4,6 +4,10 @@
     P_k = √(d_{k-1} + ε) / √(a_k + ε)           (d from the previous step)
     Δ_k = −γ_k P_k g_k + σ_k √(γ_k P_k) ξ_k,     θ_k = θ_{k-1} + Δ_k
     d_k = β1 d_{k-1} + (1 − β1) Δ_k²              (the applied increment, noise included)
+
+d accumulates the applied, lr-scaled increment (the paper's form). Keras and PyTorch Adadelta
+accumulate the step before the learning rate, u_k = −P_k g_k, and apply γ_k u_k: σ = 0 equals
+them at γ = 1 only. `rho` is Keras' single decay: `rho=x` sets β1 = β2 = x.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from harness.optimizers.langevin import LangevinOptimizer, check_positive, check
 
 @keras.saving.register_keras_serializable(package="harness")
 class LAdadelta(LangevinOptimizer):
-    """Langevin Adadelta. Defaults from the reference: γ 0.01, σ 1e-3, β1 = β2 = 0.95, ε 1e-6."""
+    """Langevin Adadelta. Defaults from the reference: γ 0.01, σ 1e-3, β1 = β2 = 0.95, ε 1e-6.
+
+    `rho` (Keras' name, default None) sets both decays; it cannot be combined with a β1 or β2
+    other than the default."""
 
     def __init__(
         self,
@@ -26,10 +33,18 @@ class LAdadelta(LangevinOptimizer):
         beta_1=0.95,
         beta_2=0.95,
         epsilon=1e-6,
+        rho=None,
         name="ladadelta",
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, sigma=sigma, seed=seed, name=name, **kwargs)
+        if rho is not None:
+            if (beta_1, beta_2) != (0.95, 0.95):
+                raise ValueError(
+                    f"rho sets beta_1 = beta_2; give rho or beta_1/beta_2, not both "
+                    f"(got rho={rho!r}, beta_1={beta_1!r}, beta_2={beta_2!r})"
+                )
+            beta_1 = beta_2 = check_unit("rho", rho)
         self.beta_1 = check_unit("beta_1", beta_1)
         self.beta_2 = check_unit("beta_2", beta_2)
         self.epsilon = check_positive("epsilon", epsilon)

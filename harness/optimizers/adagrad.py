@@ -4,6 +4,7 @@
     θ_k = θ_{k-1} − γ_k P_k g_k + σ_k √(γ_k P_k) ξ_k
 
 s starts at `initial_accumulator_value` (Keras' default 0.1), which bounds P at the first steps.
+σ = 0 is Keras Adagrad, except that ε sits outside the root (Keras: γ g / √(s + ε)).
 """
 
 from __future__ import annotations

@@ -8,10 +8,16 @@ elementwise, where each optimizer defines its preconditioner P_k and drift direc
 gradient, or Adam's momentum). Layer Langevin adds the noise term only to the variables of the
 first fraction of the model's layers (`layer_langevin.py`).
 
-Noise comes from `noise.philox_normal` with key = seed and stream k · n_vars + i, k the step and
-i the variable's index in the optimizer: reproducible from `seed`, different for every variable
-and step, identical on every replica of a `MirroredStrategy` (each replica computes the same key
-and counter), and the same with and without XLA.
+Noise: one draw per step for all variables. At step k (0-based `iterations`) the optimizer draws
+`noise.philox_normal` with key = seed and stream k, and variable i takes the slice
+
+    ξ_{k,i} = philox_normal((N,), seed, k)[o_i : o_i + n_i],   o_i = n_0 + … + n_{i-1}
+
+(n_i the size of variable i in the optimizer's order, N the total; only the prefix up to the
+last noisy variable is drawn, which leaves the numbers unchanged). One fused draw instead of one
+op chain per variable. The noise is reproducible from `seed`, different for every variable and
+step (disjoint slices and streams), identical on every replica of a `MirroredStrategy` (each
+replica draws the same stream on its own device), and the same with and without XLA.
 """
 
 from __future__ import annotations
@@ -48,6 +54,13 @@ def check_unit(name: str, value, *, closed_high: bool = False) -> float:
     if not (0.0 <= value < 1.0 or (closed_high and value == 1.0)):
         raise ValueError(f"{name} must be in [0, 1{']' if closed_high else ')'}; got {value!r}")
     return float(value)
+
+
+def check_flag(name: str, value) -> bool:
+    """A boolean option; anything else is a ValueError naming `name`."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false; got {value!r}")
+    return value
 
 
 def check_positive(name: str, value) -> float:
@@ -91,6 +104,7 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         self.layer_fraction = check_fraction(layer_fraction)
         self.noisy_variables = None if noisy_variables is None else list(noisy_variables)
         self._noise_mask: list[bool] = []
+        self._step_noise: dict = {}  # device -> this step's draw, see `standard_normal`
 
     # -- Layer Langevin ---------------------------------------------------------------------------
     def resolve_layer_fraction(self, model):
@@ -123,7 +137,10 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._noise_mask = self._build_noise_mask(var_list)
-        self._num_vars = len(var_list)
+        sizes = [math.prod(v.shape) for v in var_list]
+        self._noise_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        noisy_ends = [o + n for o, n, m in zip(self._noise_offsets, sizes, self._noise_mask) if m]
+        self._noise_draw_size = max(noisy_ends, default=0)
 
     # -- noise -------------------------------------------------------------------------------------
     @property
@@ -142,12 +159,26 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
             return False
         return self._noise_mask[self._get_variable_index(variable)]
 
+    def apply(self, grads, trainable_variables=None):
+        """Keras' `apply`, with this step's noise draw forgotten first (it is made lazily)."""
+        self._step_noise = {}
+        return super().apply(grads, trainable_variables)
+
     def standard_normal(self, variable):
-        """ξ ~ N(0, I) of the variable's shape: `philox_normal` with key = seed and
-        stream = step · n_vars + index (step = `iterations`, 0-based)."""
+        """ξ ~ N(0, I) of the variable's shape: its slice of the step's one draw.
+
+        The draw (key = seed, stream = `iterations`) is made at the step's first noisy variable,
+        once per device (each replica of a distribution strategy draws on its own device), and
+        depends on nothing but the step counter, so the runtime may schedule it early."""
+        if variable.device not in self._step_noise:
+            draw = philox_normal(
+                (self._noise_draw_size,), self.seed, ops.cast(self.iterations, "int64")
+            )
+            self._step_noise[variable.device] = draw
         index = self._get_variable_index(variable)
-        stream = ops.cast(self.iterations, "int64") * self._num_vars + index
-        return philox_normal(tuple(variable.shape), self.seed, stream, variable.dtype)
+        start = self._noise_offsets[index]
+        flat = self._step_noise[variable.device][start : start + math.prod(variable.shape)]
+        return ops.cast(ops.reshape(flat, variable.shape), variable.dtype)
 
     def langevin_increment(self, variable, drift, learning_rate, preconditioner):
         """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller."""
