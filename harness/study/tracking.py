@@ -115,9 +115,9 @@ def discard_trial_runs(tracking_uri: str, experiment_name: str) -> int:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return 0
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.{TAG_RUN_KIND} IN ('{RUN_KIND_TRIAL}', '{RUN_KIND_ARM}')", max_results=50000)
+    runs = [run for kind in (RUN_KIND_TRIAL, RUN_KIND_ARM)  # MLflow's search has no tag IN
+            for run in client.search_runs([experiment.experiment_id],
+                                          f"tags.{TAG_RUN_KIND} = '{kind}'", max_results=50000)]
     for run in runs:
         client.delete_run(run.info.run_id)
     return len(runs)
