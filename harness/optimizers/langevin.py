@@ -164,29 +164,31 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         self._step_noise = {}
         return super().apply(grads, trainable_variables)
 
-    def standard_normal(self, variable):
-        """ξ ~ N(0, I) of the variable's shape: its slice of the step's one draw.
+    def scaled_normal(self, variable, learning_rate):
+        """σ_k √γ_k ξ of the variable's shape, ξ ~ N(0, I) its slice of the step's one draw.
 
-        The draw (key = seed, stream = `iterations`) is made at the step's first noisy variable,
-        once per device (each replica of a distribution strategy draws on its own device), and
-        depends on nothing but the step counter, so the runtime may schedule it early."""
+        The draw (key = seed, stream = `iterations`) is made and scaled by σ_k √γ_k at the step's
+        first noisy variable, once per device (each replica of a distribution strategy draws on
+        its own device); it depends on nothing but the step counter and the schedules, so the
+        runtime may schedule it early."""
         if variable.device not in self._step_noise:
-            draw = philox_normal(
-                (self._noise_draw_size,), self.seed, ops.cast(self.iterations, "int64")
-            )
-            self._step_noise[variable.device] = draw
-        index = self._get_variable_index(variable)
-        start = self._noise_offsets[index]
+            xi = philox_normal((self._noise_draw_size,), self.seed,
+                               ops.cast(self.iterations, "int64"))
+            scale = ops.cast(self.current_sigma(), "float32") * ops.sqrt(
+                ops.cast(learning_rate, "float32"))
+            self._step_noise[variable.device] = scale * xi
+        start = self._noise_offsets[self._get_variable_index(variable)]
         flat = self._step_noise[variable.device][start : start + math.prod(variable.shape)]
         return ops.cast(ops.reshape(flat, variable.shape), variable.dtype)
 
     def langevin_increment(self, variable, drift, learning_rate, preconditioner):
-        """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller."""
+        """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller and the
+        noise computed as √P · (σ√γ ξ); `preconditioner` 1.0 (P = I) costs no square root."""
         if not self.adds_noise(variable):
             return -drift
-        lr = ops.cast(learning_rate, variable.dtype)
-        sigma = ops.cast(self.current_sigma(), variable.dtype)
-        noise = sigma * ops.sqrt(lr * preconditioner) * self.standard_normal(variable)
+        noise = self.scaled_normal(variable, learning_rate)
+        if not (isinstance(preconditioner, float) and preconditioner == 1.0):
+            noise = ops.sqrt(preconditioner) * noise
         return noise - drift
 
     # -- serialisation -----------------------------------------------------------------------------
