@@ -25,6 +25,7 @@ across replicas; the auto-shard policy is DATA so that several workers read disj
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,7 +112,22 @@ def _pipeline(images, labels, batch_size, *, scale, train=False, augment=False, 
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+def _frozen(value):
+    """A hashable copy of an option value (lists become tuples), for the read cache's key."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
+
+
 def _read(name: str, data_dir, limit, synthetic_options) -> tuple[DatasetInfo, dict]:
+    """The decoded arrays of a dataset, read once per process: a worker that runs many trials
+    (Tune reuses its actors) reads MNIST once instead of once per trial. Callers never write
+    into the cached arrays (every split is a gathered copy)."""
+    key = tuple(sorted((k, _frozen(v)) for k, v in synthetic_options.items()))
+    return _read_cached(name, None if data_dir is None else str(data_dir), limit, key)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_cached(name: str, data_dir, limit, options: tuple) -> tuple[DatasetInfo, dict]:
+    synthetic_options = {k: list(v) if isinstance(v, tuple) else v for k, v in options}
     info = dataset_info(name, **synthetic_options)
     if limit is not None and int(limit) < 1:
         raise HarnessError(f"limit must be a positive number of examples, got {limit}")

@@ -15,6 +15,7 @@ config becomes tags of the parent (`record_choices`).
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import tempfile
 import time
@@ -53,6 +54,7 @@ PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "
                    "resumed_from_epoch")
 
 
+@functools.cache
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -192,7 +194,15 @@ def finish_arm_runs(tracking_uri: str, spec) -> None:
 
 
 class MLflowRecorder(tune.Callback):
-    """Tune callback that mirrors every trial into its own MLflow run (see module docstring)."""
+    """Tune callback that mirrors every trial into its own MLflow run (see module docstring).
+
+    Requests are few, because a secured tracking server checks the password on every one:
+    per trial one `create` (every tag known up front) and one `log-batch` of params; per epoch
+    one `log-batch` (metrics, plus the provenance tags when the trial reports them); at the end
+    one `log-batch` (status tag), the artifacts and one `update`. The study's existing runs are
+    looked up once per driver (one search), and a run's metric history is read only when a
+    resumed run continues one that an earlier driver logged.
+    """
 
     def __init__(self, tracking_uri: str, experiment_name: str, study: str):
         self.tracking_uri = tracking_uri
@@ -203,8 +213,10 @@ class MLflowRecorder(tune.Callback):
     def _reset(self):
         self._client = None
         self._experiment_id = None
+        self._existing: dict[str, str] | None = None  # trial_key → run_id from earlier drivers
         self._runs: dict[str, str] = {}  # trial_key → run_id
         self._last_epoch: dict[str, int] = {}  # run_id → last logged epoch
+        self._logged: dict[str, dict[int, dict[str, float]]] = {}  # run_id → epoch → metrics
         self._status: dict[str, str] = {}  # run_id → status reported by the trial
         self._arm_runs: dict[str, str] = {}  # arm → parent run_id (tuned studies)
 
@@ -226,16 +238,24 @@ class MLflowRecorder(tune.Callback):
         return self._client
 
     # -- runs ------------------------------------------------------------------------------------
+    def _existing_runs(self) -> dict[str, str]:
+        """trial_key → run_id of the trial runs already in the study (one search per driver)."""
+        if self._existing is None:
+            runs = self.client.search_runs([self._experiment_id],
+                                           f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'",
+                                           max_results=50000)
+            self._existing = {r.data.tags[TAG_TRIAL_KEY]: r.info.run_id for r in runs
+                              if TAG_TRIAL_KEY in r.data.tags}
+        return self._existing
+
     def _run_id(self, trial) -> str:
         config = trial.config["trial"]
         key = config["trial_key"]
         if key in self._runs:
             return self._runs[key]
         client = self.client
-        found = client.search_runs([self._experiment_id], f"tags.{TAG_TRIAL_KEY} = '{key}'",
-                                   max_results=1)
-        if found:
-            run_id = found[0].info.run_id
+        run_id = self._existing_runs().get(key)
+        if run_id is not None:  # a resumed or retried trial continues its own run
             client.update_run(run_id, status="RUNNING")
             history = client.get_metric_history(run_id, "train_loss")
             self._last_epoch[run_id] = max((m.step for m in history), default=0)
@@ -243,6 +263,7 @@ class MLflowRecorder(tune.Callback):
             run_id = self._create_run(config)
             self._last_epoch[run_id] = 0
         self._runs[key] = run_id
+        self._logged[run_id] = {}
         return run_id
 
     def _create_run(self, config: dict) -> str:
@@ -282,24 +303,24 @@ class MLflowRecorder(tune.Callback):
         self._run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         run_id = self._run_id(trial)
         # provenance and status follow the latest report, even of an epoch logged before: a
         # trial restored from an older checkpoint tags where and from which epoch it resumed
-        for key in PROVENANCE_KEYS:
-            if key in result:
-                self.client.set_tag(run_id, key, str(result[key]))
+        tags = [RunTag(key, str(result[key])) for key in PROVENANCE_KEYS if key in result]
         if "status" in result:
             self._status[run_id] = result["status"]
         epoch = int(result.get("epoch", 0))
-        if epoch <= self._last_epoch.get(run_id, 0):
-            return  # re-reported after a restore from an older checkpoint: keep the first value
-        now = int(time.time() * 1000)
-        names = EPOCH_METRICS + tuple(m for m in FINAL_METRICS if m in result)
-        metrics = [Metric(n, float(result[n]), now, epoch) for n in names if n in result]
-        self.client.log_batch(run_id, metrics=metrics)
-        self._last_epoch[run_id] = epoch
+        metrics = []
+        if epoch > self._last_epoch.get(run_id, 0):  # a re-reported epoch keeps its first value
+            now = int(time.time() * 1000)
+            names = EPOCH_METRICS + tuple(m for m in FINAL_METRICS if m in result)
+            metrics = [Metric(n, float(result[n]), now, epoch) for n in names if n in result]
+            self._last_epoch[run_id] = epoch
+            self._logged[run_id][epoch] = {m.key: m.value for m in metrics}
+        if metrics or tags:
+            self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)
@@ -307,22 +328,31 @@ class MLflowRecorder(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)
-        error = getattr(trial, "error_msg", None) or ""
-        if error:
-            self.client.set_tag(run_id, "error", str(error).strip().splitlines()[-1][:500])
-        self._finish(trial, run_id, STATUS_FAILED, "FAILED")
+        error = str(getattr(trial, "error_msg", None) or "").strip()
+        self._finish(trial, run_id, STATUS_FAILED, "FAILED",
+                     error=error.splitlines()[-1][:500] if error else None)
 
-    def _finish(self, trial, run_id: str, status: str, mlflow_status: str) -> None:
-        client = self.client
-        client.set_tag(run_id, TAG_STATUS, status)
-        with tempfile.TemporaryDirectory() as directory:
-            config_path = Path(directory) / "config.json"
-            pd.Series(trial.config["trial"]).to_json(config_path, indent=2)
-            history = pd.DataFrame({
-                name: {m.step: m.value for m in client.get_metric_history(run_id, name)}
+    def _history(self, run_id: str) -> pd.DataFrame:
+        """The run's per-epoch metrics: what this driver logged, plus (for a run an earlier
+        driver began) what the store holds."""
+        logged = self._logged.get(run_id, {})
+        if len(logged) < self._last_epoch.get(run_id, 0):
+            return pd.DataFrame({
+                name: {m.step: m.value for m in self.client.get_metric_history(run_id, name)}
                 for name in EPOCH_METRICS
             }).rename_axis("epoch")
-            history.to_csv(Path(directory) / "history.csv")
-            client.log_artifact(run_id, str(config_path))
-            client.log_artifact(run_id, str(Path(directory) / "history.csv"))
+        frame = pd.DataFrame.from_dict(logged, orient="index")
+        return frame.reindex(columns=list(EPOCH_METRICS)).sort_index().rename_axis("epoch")
+
+    def _finish(self, trial, run_id: str, status: str, mlflow_status: str,
+                error: str | None = None) -> None:
+        from mlflow.entities import RunTag
+
+        client = self.client
+        tags = [RunTag(TAG_STATUS, status)] + ([RunTag("error", error)] if error else [])
+        client.log_batch(run_id, tags=tags)
+        with tempfile.TemporaryDirectory() as directory:
+            pd.Series(trial.config["trial"]).to_json(Path(directory) / "config.json", indent=2)
+            self._history(run_id).to_csv(Path(directory) / "history.csv")
+            client.log_artifacts(run_id, directory)
         client.set_terminated(run_id, status=mlflow_status)

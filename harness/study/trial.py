@@ -9,7 +9,8 @@
   Adam and L-Adam with one seed start from the same weights and see the same batches;
 - reports per epoch the metrics of `run_schema.EPOCH_METRICS` (+ epoch, status), the test metrics
   with the last epoch (not for a tuning trial of a tuned study: tuning sees validation only),
-  and a checkpoint (model + optimizer state + epoch) every epoch;
+  and a checkpoint (model + optimizer state + epoch) every epoch but the last (a finished trial
+  has nothing to resume; one whose last report was lost restarts from the epoch before);
 - resumes from `tune.get_checkpoint()`: a retried trial continues at the next epoch with the same
   weights, optimizer state, noise stream and data order it would have had;
 - ends as `diverged` (reported, not raised) when a loss is NaN or infinite.
@@ -196,6 +197,9 @@ def train_trial(tune_config: dict) -> None:
             test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
             metrics.update(test_loss=test_loss, test_accuracy=test_accuracy,
                            status=STATUS_DIVERGED if not _finite(test_loss) else STATUS_FINISHED)
+        if epoch == config["epochs"]:  # nothing left to resume: no checkpoint to write
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(model, {"epoch": epoch}, Path(directory))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
