@@ -11,10 +11,11 @@ import pytest
 from analysis_store import row
 
 from harness.analysis.aggregate import summarize
-from harness.analysis.depth import slope_fit
+from harness.analysis.depth import depth_trend, slope_fit
 from harness.analysis.load import label_arms
 from harness.analysis.metrics import direction
 from harness.analysis.paired import pair_seeds, summarize_gains
+from harness.analysis.tables import depth_claims
 from harness.errors import HarnessError
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, variant_of
 
@@ -168,3 +169,14 @@ def test_depth_slope_interval_covers_under_random_per_seed_slopes():
         assert fit["n_seeds"] == seeds
         covered += fit["slope_ci_low"] <= true_slope <= fit["slope_ci_high"]
     assert 0.91 <= covered / runs <= 0.98
+
+
+def test_one_depth_is_said_to_have_no_slope():
+    frame = trials(
+        *[{"optimizer": "RMSprop", "seed": s, "test_accuracy": 0.5} for s in range(3)],
+        *[{"optimizer": "L-RMSprop", "seed": s, "test_accuracy": 0.6 + 0.01 * s} for s in range(3)],
+    )
+    per_seed = pair_seeds(frame, "test_accuracy")
+    gains = summarize_gains(per_seed, "test_accuracy")
+    (claim,) = depth_claims(depth_trend(per_seed, gains), gains, "test_accuracy")
+    assert "(depths 30): one depth only, no slope;" in claim

@@ -19,7 +19,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from harness.analysis.aggregate import describe
-from harness.analysis.budget import tuning_curve
+from harness.analysis.budget import BAND_SEED, tuning_curve
 from harness.analysis.depth import slope_fit
 from harness.analysis.intervals import MIN_N_BOOTSTRAP, bca_interval, wilson_interval
 from harness.analysis.paired import gain_stats, holm
@@ -112,6 +112,20 @@ def test_wilson_interval_equals_statsmodels():
         proportion_confint(3, 10, alpha=0.05, method="wilson")
     )
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_tuning_curve_band_is_simulated_from_a_fixed_seed():
+    from opda.nonparametric import EmpiricalDistribution
+
+    scores = np.array([0.3, 0.5, 0.6, 0.62, 0.1])
+    lower_cdf, _, upper_cdf = EmpiricalDistribution.confidence_bands(
+        scores, 0.95, a=0.0, b=1.0, method="ld_equal_tailed",
+        generator=np.random.default_rng(BAND_SEED), n_jobs=1,
+    )  # fmt: skip
+    ns = np.arange(1, len(scores) + 1)
+    curve = tuning_curve(scores)
+    np.testing.assert_allclose(curve["band_low"], upper_cdf.average_tuning_curve(ns))
+    np.testing.assert_allclose(curve["band_high"], lower_cdf.average_tuning_curve(ns))
 
 
 @PROPERTY

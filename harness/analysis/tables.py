@@ -116,7 +116,9 @@ def depth_claims(trend: pd.DataFrame, gains: pd.DataFrame, metric: str) -> list[
     sentences = []
     for _, row in trend.iterrows():
         head = f"{row['arm']} vs {baseline_of[(row['pair'], row['arm'])]} on {row['dataset']}/{row['model']} (depths {row['depths']})"
-        if pd.isna(row["slope"]):
+        if "," not in row["depths"]:
+            slope = "one depth only, no slope"
+        elif pd.isna(row["slope"]):
             slope = (
                 f"{TOO_FEW} with two or more depths for a slope (n={row['n_seeds']} < {MIN_N_T})"
             )
