@@ -1,6 +1,10 @@
 """Analysis of a study: does Langevin help, from which depth on, and how sure are we.
 
-`load` (MLflow → tidy frames) → `aggregate` (per arm over seeds) → `paired` (Langevin − baseline,
-seed by seed) → `depth` (gain vs depth) and `curves` (over epochs) → `tables`, `plots`, `report`;
-`cli` is `harness analyze`.
+`load` (MLflow → tidy frames, arms keyed by every differing hyperparameter) → `aggregate` (per arm
+over seeds) → `paired` (Langevin − baseline, seed by seed) → `depth` (gain vs depth, one slope
+per seed) and `curves` (over epochs) → `tables`, `plots`, `report`; `cli` is `harness analyze`.
+`metrics` says which direction of a metric is better and what a diverged run scores; `intervals`
+holds every confidence interval with its minimum n. A tuned study adds `tuned`: `choice` (chosen
+config, range edges), `budget` (expected best vs tuning budget, opda) and `success` (success
+rates and accuracy given success on the final seeds).
 """
