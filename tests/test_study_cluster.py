@@ -89,3 +89,26 @@ def test_worker_node_killed_mid_trial_resumes_from_checkpoint_on_another(tmp_pat
     assert tags["node_id"] != killed[0]  # it finished on the other node
     assert int(tags["resumed_from_epoch"]) >= 1  # continued from a checkpoint, not from scratch
     assert epoch_steps(uri, run.info.run_id) == {m: list(range(1, epochs + 1)) for m in EPOCH_METRICS}
+
+
+def test_quarter_gpus_run_four_trials_on_one_gpu_each_capped_to_its_share(tmp_path, cluster,
+                                                                          monkeypatch):
+    # the worker declares one (fake) GPU of 16000 MB: the raylet and its workers inherit this
+    monkeypatch.setenv("HARNESS_GPU_MEMORY_MB", "16000")
+    cluster.add_node(num_cpus=4, num_gpus=1)
+    cluster.wait_for_nodes()
+    _, spec = smoke_space(tmp_path, name="quarters", seeds=[0, 1], epochs=2,
+                          model={"family": "dense", "depths": [2]},
+                          resources={"cpu": 1, "gpu": 0.25})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(spec, address=cluster.address, tracking_uri=uri,
+                        storage_path=str(tmp_path / "results"))
+    assert (outcome.finished, outcome.errored) == (4, 0)
+    runs = trial_runs(uri, "quarters")
+    assert len(runs) == 4
+    for run in runs:
+        assert run.data.tags["ray_gpu_ids"] == "0"  # all four on the one GPU
+        assert run.data.tags["gpu_memory_limit_mb"] == str(16000 // 4 - 512)
+        assert run.data.tags["devices"] == "CPU"  # fake GPU: TensorFlow trains on CPU
+    # four at once: every trial started before any ended
+    assert max(r.info.start_time for r in runs) < min(r.info.end_time for r in runs)

@@ -205,7 +205,16 @@ class TuningSpec(_Strict):
 
 class Resources(_Strict):
     cpu: float = Field(1, gt=0)
-    gpu: float = Field(0, ge=0)
+    gpu: float = Field(0, ge=0, description="whole GPUs, or a share of one (0.25: four trials "
+                       "per GPU, each capped to its share of the memory; see study.devices)")
+
+    @field_validator("gpu")
+    @classmethod
+    def _share_or_whole(cls, gpu):
+        if gpu > 1 and gpu != int(gpu):
+            raise ValueError("a trial takes whole GPUs or a share of one; allowed: 0 < gpu < 1 "
+                             "or an integer")
+        return gpu
 
 
 class StudySpec(_Strict):

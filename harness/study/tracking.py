@@ -51,7 +51,7 @@ from harness.study.tracking_uri import artifact_location
 
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
-                   "resumed_from_epoch")
+                   "gpu_memory_limit_mb", "resumed_from_epoch")
 
 
 @functools.cache

@@ -2,9 +2,10 @@
 
 `train_trial(config)` is the Ray Tune function trainable (config = one dict of
 `space.trial_configs`). It
-- trains on exactly the GPUs Ray gave it, under `MirroredStrategy` over them (memory growth on),
-  or on the default CPU strategy when there are none, real or visible (fake GPU ids on a test
-  cluster run on CPU); the global batch is the per-replica batch × replicas;
+- trains on exactly the GPUs Ray gave it, under `MirroredStrategy` over them, capped to its
+  share of a GPU's memory when it holds a fraction of one (`devices`), or on the default CPU
+  strategy when there are none, real or visible (fake GPU ids on a test cluster run on CPU);
+  the global batch is the per-replica batch × replicas;
 - seeds Python, NumPy, TF/Keras, the data order and the optimizer noise from `config["seed"]`, so
   Adam and L-Adam with one seed start from the same weights and see the same batches;
 - reports per epoch the metrics of `run_schema.EPOCH_METRICS` (+ epoch, status), the test metrics
@@ -25,22 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.study import devices
 from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
-
-
-def _strategy():
-    """MirroredStrategy over the visible GPUs (memory growth on), else the default strategy."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    if not gpus:
-        return tf.distribute.get_strategy()
-    return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(len(gpus))])
 
 
 def _seed_everything(seed: int) -> None:
@@ -87,7 +77,7 @@ def _save_checkpoint(model, state: dict, directory: Path) -> None:
     (directory / STATE_FILE).write_text(json.dumps(state))
 
 
-def _provenance(strategy) -> dict:
+def _provenance(strategy, memory_limit_mb) -> dict:
     """Reported with a trial's first epoch; the recorder turns them into run tags."""
     import ray
     import tensorflow as tf
@@ -97,7 +87,8 @@ def _provenance(strategy) -> dict:
     return {"devices": ",".join(names) or "CPU", "tensorflow_version": tf.__version__,
             "replicas": strategy.num_replicas_in_sync, "ray_gpu_ids": ",".join(
                 str(i) for i in ray.get_gpu_ids()) or "none",
-            "node_id": ray.get_runtime_context().get_node_id()}
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_memory_limit_mb": memory_limit_mb or "none"}
 
 
 def _training_clock():
@@ -139,7 +130,7 @@ def train_trial(tune_config: dict) -> None:
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if config["mixed_precision"] else "float32"
     )
-    strategy = _strategy()
+    strategy, memory_limit = devices.strategy()
     replicas = strategy.num_replicas_in_sync
     _seed_everything(config["seed"])
 
@@ -187,7 +178,7 @@ def train_trial(tune_config: dict) -> None:
             "images_per_s": splits.num_train / clock.seconds,  # training only
         }
         if epoch == start_epoch + 1:
-            metrics.update(_provenance(strategy), resumed_from_epoch=start_epoch)
+            metrics.update(_provenance(strategy, memory_limit), resumed_from_epoch=start_epoch)
         if not _finite(metrics["train_loss"]):
             tune.report({**metrics, "status": STATUS_DIVERGED})
             return
