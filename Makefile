@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean mutate
 
 $(STAMP): pyproject.toml
 	@echo "== bootstrapping $(VENV) (first run: a few minutes) =="
@@ -32,5 +32,15 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks
 
+# Mutation testing, not in CI (README, "Development: mutation testing"): mutmut mutates the
+# modules listed under [tool.mutmut] in pyproject.toml and runs the fast tests that cover each
+# mutant. One module or package: make mutate MODULE=harness/optimizers/adam.py (or
+# MODULE=harness/analysis). Results stay in mutants/; `mutmut show NAME` prints a mutant.
+MODULE ?=
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(if $(MODULE),'$(subst /,.,$(basename $(MODULE))).*')
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache mutants
