@@ -25,6 +25,12 @@
 #   MLFLOW_ADMIN_PASSWORD_FILE  ~/.mlflow/admin_password (created when missing; the auth app's
 #                               CSRF key goes beside it as flask_secret_key). Needs mlflow[auth].
 #   MLFLOW_WORKERS              2
+#   MLFLOW_AUTH_CACHE_TTL_S     300: a worker remembers a verified login this long (MLflow's own
+#                               HMAC-keyed cache; wrong passwords are never cached, a password
+#                               changed through MLflow is dropped at once by the worker that
+#                               served the change, by the others within the TTL). 0 turns it off:
+#                               then every request pays the password hash (PBKDF2, tens of ms by
+#                               design), which made a study's tracking about 3x slower (issue 13).
 #   MLFLOW_BIN                  mlflow (the one on PATH)
 set -euo pipefail
 
@@ -37,6 +43,7 @@ ARTIFACTS=${MLFLOW_ARTIFACTS:-$HOME_DIR/artifacts}
 AUTH=${MLFLOW_AUTH:-1}
 PASSWORD_FILE=${MLFLOW_ADMIN_PASSWORD_FILE:-$HOME/.mlflow/admin_password}
 WORKERS=${MLFLOW_WORKERS:-2}
+AUTH_CACHE_TTL_S=${MLFLOW_AUTH_CACHE_TTL_S:-300}
 MLFLOW=${MLFLOW_BIN:-mlflow}
 PID_FILE=$HOME_DIR/server.pid
 LOG=$HOME_DIR/server.log
@@ -90,6 +97,7 @@ default_permission = READ
 database_uri = sqlite:///$HOME_DIR/basic_auth.db
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = $AUTH_CACHE_TTL_S
 INI
     env+=("MLFLOW_AUTH_CONFIG_PATH=$HOME_DIR/basic_auth.ini"
           "MLFLOW_AUTH_ADMIN_PASSWORD=$(<"$PASSWORD_FILE")"

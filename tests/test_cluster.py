@@ -276,6 +276,10 @@ def test_mlflow_server_script_serves_with_auth_and_host_checks(tmp_path):
             basic = "Basic " + __import__("base64").b64encode(f"admin:{password}".encode()).decode()
             assert _http(url)[0] == 401
             assert _http(url, headers={"Authorization": basic})[0] == 200
+            # verified logins are cached (MLflow's HMAC-keyed cache), a wrong password never is
+            assert "auth_cache_ttl_seconds = 300" in (tmp_path / "mlflow" / "basic_auth.ini").read_text()
+            wrong = "Basic " + __import__("base64").b64encode(b"admin:wrong").decode()
+            assert _http(url, headers={"Authorization": wrong})[0] == 401
             assert _http(url, headers={"Authorization": basic, "Host": "evil.example:80"})[0] == 403
             for secret in ("admin_password", "credentials", "flask_secret_key"):
                 mode = stat.S_IMODE((tmp_path / ".mlflow" / secret).stat().st_mode)
