@@ -1,80 +1,161 @@
-"""Progress of a study on the terminal: trials done/total, running, failed, best so far, ETA.
+"""Progress of a study on the console: elapsed time, a bar, trials done/running/failed, best, ETA.
 
-A Tune callback that prints one line whenever a trial starts, finishes an epoch (at most every
-`interval_s`), ends or fails. ETA = elapsed / finished epochs × remaining epochs of the grid
-(trials that ended early count as done).
+    [01:17] ########------------ 5/12 trials done, 2 running, 0 failed, 0 diverged
+            | best val_accuracy 0.9412 (L-Adam dense10 seed 2) | ETA 01:48
+
+A Tune callback. On a terminal the line is redrawn in place (at most every `redraw_s`); when
+the output is a file or a pipe it is printed as a plain line (no escape codes) when a trial ends
+and at most every `interval_s` in between. Counts come from Tune's own trial list, so a resumed
+study counts the trials it finished before. ETA = elapsed / epochs finished in this session ×
+epochs left in the grid (a trial that ended early has none left). A trial that Tune retries (its
+worker or node was lost, or it crashed and `max_failures` allows another try) gets one line
+naming it and the epoch it resumes after.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ray import tune
 
 from harness.study.run_schema import STATUS_DIVERGED
+from harness.study.tracking import run_name
+
+BAR_WIDTH = 20
+ENDED = ("TERMINATED", "ERROR")
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-        f"{seconds // 60}m{seconds % 60:02d}s"
+def clock(seconds: float) -> str:
+    """[hh:]mm:ss, e.g. 00:17, 12:05, 1:02:03."""
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = min(width, max(0, round(fraction * width)))
+    return "#" * filled + "-" * (width - filled)
+
+
+def _key(trial) -> str:
+    return trial.config["trial"]["trial_key"]
+
+
+def _name(trial) -> str:
+    return run_name(trial.config["trial"])
 
 
 class ProgressPrinter(tune.Callback):
     def __init__(self, total_trials: int, epochs: int, metric: str = "val_accuracy",
-                 interval_s: float = 10.0, out=print):
+                 interval_s: float = 10.0, redraw_s: float = 1.0, stream=None):
         self.total, self.epochs, self.metric = total_trials, epochs, metric
-        self.interval_s, self.out = interval_s, out
+        self.interval_s, self.redraw_s = interval_s, redraw_s
+        self.stream = stream
         self._reset()
 
     def _reset(self):
         self.started = time.monotonic()
-        self.last_print = 0.0
+        self.last_print = float("-inf")
+        self.session_epochs = 0  # epochs reported in this session (the ETA's rate)
         self.epochs_done: dict[str, int] = {}
-        self.ended: set[str] = set()
+        self.ended: set[str] = set()  # ended in this session, before Tune updates their status
         self.failed = self.diverged = 0
         self.best: tuple[float, str] | None = None
+        self.drawn = False  # a redrawable line is on the terminal
 
-    def __getstate__(self):
-        return {k: self.__dict__[k] for k in ("total", "epochs", "metric", "interval_s")}
+    def __getstate__(self):  # Tune pickles callbacks with the experiment state
+        return {k: self.__dict__[k] for k in ("total", "epochs", "metric", "interval_s",
+                                              "redraw_s")}
 
     def __setstate__(self, state):
-        self.__dict__.update(state, out=print)
+        self.__dict__.update(state, stream=None)
         self._reset()
 
-    def line(self, running: int) -> str:
-        done = len(self.ended)
-        elapsed = time.monotonic() - self.started
-        finished_epochs = sum(self.epochs_done.values())
-        remaining = sum(self.epochs - e for k, e in self.epochs_done.items() if k not in self.ended)
-        remaining += (self.total - len(self.epochs_done)) * self.epochs
-        eta = _duration(elapsed / finished_epochs * remaining) if finished_epochs else "?"
-        best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        return (f"[{_duration(elapsed)}] trials {done}/{self.total} done, {running} running, "
-                f"{self.failed} failed, {self.diverged} diverged | best {self.metric} {best} "
-                f"| ETA {eta}")
+    @property
+    def out(self):
+        return self.stream or sys.stdout
 
-    @staticmethod
-    def _running(trials) -> int:
-        return sum(t.status == "RUNNING" for t in trials)
+    @property
+    def terminal(self) -> bool:
+        return self.out.isatty()
+
+    def line(self, trials) -> str:
+        ended = {_key(t) for t in trials if t.status in ENDED} | self.ended
+        running = sum(t.status == "RUNNING" and _key(t) not in ended for t in trials)
+        left = 0
+        for trial in trials:
+            key = _key(trial)
+            if key not in ended:
+                done = max(self.epochs_done.get(key, 0), int(trial.last_result.get("epoch", 0)))
+                left += self.epochs - done
+        left += (self.total - len(trials)) * self.epochs
+        elapsed = time.monotonic() - self.started
+        eta = clock(elapsed / self.session_epochs * left) if self.session_epochs else "?"
+        best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
+        fraction = 1 - left / (self.total * self.epochs) if self.total else 1
+        return (f"[{clock(elapsed)}] {bar(fraction)} {len(ended)}/{self.total} trials done, "
+                f"{running} running, {self.failed} failed, {self.diverged} diverged | best "
+                f"{self.metric} {best} | ETA {eta}")
+
+    def _show(self, trials, event: str = "", force: bool = False) -> None:
+        """Redraw the line in place on a terminal; else print it (throttled unless forced).
+        An `event` is a line of its own that stays on screen."""
+        now = time.monotonic()
+        throttle = self.redraw_s if self.terminal else self.interval_s
+        if not (event or force or now - self.last_print >= throttle):
+            return
+        self.last_print = now
+        if self.terminal:
+            if self.drawn:
+                self.out.write("\r\x1b[K")  # back to the line's start, clear it
+            self.out.write((event + "\n" if event else "") + self.line(trials))
+            self.drawn = True
+        else:
+            self.out.write((event + "\n" if event else "") + self.line(trials) + "\n")
+        self.out.flush()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        key = trial.config["trial"]["trial_key"]
-        self.epochs_done[key] = max(self.epochs_done.get(key, 0), int(result.get("epoch", 0)))
+        key = _key(trial)
+        epoch = int(result.get("epoch", 0))
+        if epoch > self.epochs_done.get(key, 0):
+            self.session_epochs += 1
+            self.epochs_done[key] = epoch
         value = result.get(self.metric)
         if isinstance(value, float) and value == value and (self.best is None or value > self.best[0]):
-            self.best = (value, key)
+            self.best = (value, _name(trial))
         if result.get("status") == STATUS_DIVERGED:
             self.diverged += 1
-        if time.monotonic() - self.last_print >= self.interval_s:
-            self.last_print = time.monotonic()
-            self.out(self.line(self._running(trials)))
+        self._show(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended.add(trial.config["trial"]["trial_key"])
-        self.out(self.line(self._running(trials)))
+        self.ended.add(_key(trial))
+        self._show(trials, force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended.add(trial.config["trial"]["trial_key"])
+        self.ended.add(_key(trial))
         self.failed += 1
-        self.out(self.line(self._running(trials)) + f"  <- {trial.config['trial']['trial_key']} failed")
+        self._show(trials, f"{_name(trial)} failed after {trial.num_failures} tries: "
+                           f"{_last_error_line(trial)}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        epoch = int(trial.last_result.get("epoch", 0))
+        self._show(trials, f"{_name(trial)} stopped ({_last_error_line(trial)}); it resumes "
+                           f"after epoch {epoch} (try {trial.num_failures + 1})")
+
+    def on_experiment_end(self, trials, **info):
+        if self.drawn:
+            self.out.write("\n")
+            self.out.flush()
+            self.drawn = False
+
+
+def _last_error_line(trial, width: int = 140) -> str:
+    """The last line of the trial's saved error trace (its exception), cut to `width`."""
+    try:
+        text = trial.get_error() or ""
+    except OSError:
+        text = ""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[-1] if lines else "no error text saved"
+    return line if len(line) <= width else line[:width - 1] + "…"

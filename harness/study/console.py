@@ -1,0 +1,84 @@
+"""A quiet console for `harness run`: the harness' own lines on stdout, the libraries' in a log.
+
+Without `--verbose`:
+- `quiet_start()` sets what TensorFlow, Ray Tune and MLflow read when they start (no Tune
+  configuration box or TensorBoard hint: Tune's legacy reporter at verbosity 0 prints nothing)
+  and imports TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) held back;
+- `study_log(path)` sends everything written to the process' standard error, by Python (Ray's,
+  Tune's and MLflow's loggers, warnings, tracebacks Tune logs and survives) or by the C++ parts
+  of TensorFlow and Ray, to the study's log file `LOG_NAME` in the study's folder for as long as
+  the study runs. The console keeps the progress lines (stdout) and the harness' messages.
+
+With `--verbose` both leave everything as the libraries print it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+LOG_NAME = "harness.log"
+
+QUIET_ENVIRONMENT = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ INFO/WARNING lines
+    "RAY_AIR_NEW_OUTPUT": "0",  # Tune's new engine prints its box and hint at any verbosity
+}
+
+
+@contextlib.contextmanager
+def stderr_to(path: Path):
+    """Point file descriptor 2 (and so sys.stderr, C and C++ code, child processes) at
+    `path`, appending, inside the block; restore it after. A file deleted meanwhile (e.g. by
+    `--restart` clearing the study's folder) is written again at `path` when the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a+b") as target:
+        os.dup2(target.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if os.fstat(target.fileno()).st_nlink == 0:
+                target.seek(0)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(target.read())
+
+
+def quiet_start(verbose: bool) -> None:
+    """Before anything imports TensorFlow, Ray or MLflow: the quiet settings, and TensorFlow
+    imported with its start-up lines held back (shown if the import fails)."""
+    if verbose or "tensorflow" in sys.modules:
+        return
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as held:
+        try:
+            with stderr_to(Path(held.name)):
+                import tensorflow  # noqa: F401
+        except Exception:
+            sys.stderr.write(held.read())
+            raise
+
+
+def log_path(experiment_dir: str, name: str) -> Path:
+    """The study's log file: in its folder, or ./NAME.harness.log for remote storage."""
+    if "://" in experiment_dir:
+        return Path(f"{name}.{LOG_NAME}").resolve()
+    Path(experiment_dir).mkdir(parents=True, exist_ok=True)
+    return Path(experiment_dir) / LOG_NAME
+
+
+@contextlib.contextmanager
+def study_log(experiment_dir: str, name: str, verbose: bool):
+    """Standard error into the study's log file while the block runs (not with `verbose`);
+    yields the log's path, None with `verbose`."""
+    if verbose:
+        yield None
+        return
+    with stderr_to(log_path(experiment_dir, name)) as path:
+        yield path

@@ -1,0 +1,139 @@
+"""The console of `harness run`: progress as [mm:ss] and a bar, plain lines off a terminal, no
+library chatter (it goes to the study's log), a resumed study says what it found."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from study_helpers import TINY_DATA
+
+from harness.study.console import LOG_NAME, stderr_to
+from harness.study.progress import ProgressPrinter, bar, clock
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Trial:
+    """What the printer reads of a Tune trial."""
+
+    def __init__(self, seed, status="RUNNING", epoch=0, error=""):
+        self.config = {"trial": {"trial_key": f"dense3-Adam-s{seed}", "optimizer": "Adam",
+                                 "model": "dense", "depth": 3, "seed": seed}}
+        self.status, self.last_result, self.error = status, {"epoch": epoch}, error
+        self.num_failures = 1
+
+    def get_error(self):
+        return self.error
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_clock_and_bar():
+    assert [clock(s) for s in (0, 17, 61, 3599, 3723)] == ["00:00", "00:17", "01:01", "59:59",
+                                                            "1:02:03"]
+    assert bar(0.5, 10) == "#####-----" and bar(0, 4) == "----" and bar(1.2, 4) == "####"
+
+
+def test_off_a_terminal_plain_lines_count_what_tune_holds():
+    out = io.StringIO()
+    printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)
+    # resumed: seed 0 finished in an earlier session, seed 1 restored after its epoch 1
+    trials = [Trial(0, "TERMINATED", 2), Trial(1, "RUNNING", 1), Trial(2, "PENDING")]
+    printer.on_trial_result(0, trials, trials[1], {"epoch": 2, "val_accuracy": 0.5})
+    printer.on_trial_complete(0, trials, trials[1])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2  # the first result, then the trial's end (the interval holds others)
+    assert re.fullmatch(r"\[00:00\] #{10}-{10} 2/4 trials done, 0 running, 0 failed, 0 diverged"
+                        r" \| best val_accuracy 0\.5000 \(Adam dense3 seed 1\) \| ETA 00:00",
+                        lines[1]), lines[1]
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
+
+
+def test_on_a_terminal_one_line_redrawn_and_events_kept():
+    out = Terminal()
+    printer = ProgressPrinter(2, epochs=3, redraw_s=0, stream=out)
+    trials = [Trial(0), Trial(1)]
+    printer.on_trial_result(0, trials, trials[0], {"epoch": 1, "val_accuracy": 0.25})
+    trials[1].last_result = {"epoch": 2}
+    trials[1].error = "Traceback ...\nray.exceptions.ActorDiedError: The actor died."
+    printer.on_trial_recover(0, trials, trials[1])
+    printer.on_experiment_end(trials)
+    text = out.getvalue()
+    assert text.count("\r\x1b[K") == 1 and text.endswith("\n")
+    assert ("\r\x1b[KAdam dense3 seed 1 stopped (ray.exceptions.ActorDiedError: The actor "
+            "died.); it resumes after epoch 2 (try 2)\n[") in text
+
+
+def test_stderr_goes_to_the_log_and_comes_back(tmp_path, capfd):
+    log = tmp_path / LOG_NAME
+    with stderr_to(log):
+        os.write(2, b"from C\n")
+        subprocess.run(["sh", "-c", "echo from a child process >&2"], check=True)
+    os.write(2, b"after\n")
+    assert log.read_text() == "from C\nfrom a child process\n"
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_a_log_deleted_meanwhile_is_written_again(tmp_path):
+    log = tmp_path / "study" / LOG_NAME
+    log.parent.mkdir()
+    with stderr_to(log):
+        os.write(2, b"before restart\n")
+        log.unlink()  # as --restart clears the study's folder
+        os.write(2, b"after restart\n")
+    assert log.read_text() == "before restart\nafter restart\n"
+
+
+NOISE = ("\x1b", "Traceback", "TensorBoard", "Configuration for experiment",
+         "Started a local Ray instance", "Token authentication", "absl", "oneDNN",
+         "Creating initial MLflow database tables")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_study_killed_and_resumed_reads_clean(tmp_path):
+    space = {"name": "quiet", "dataset": TINY_DATA, "model": {"family": "dense", "depths": [2, 3]},
+             "optimizers": [{"base": "adam", "learning_rate": 1e-3},
+                            {"base": "adam", "learning_rate": 1e-3, "sigma": 1e-3}],
+             "seeds": 2, "epochs": 3, "resources": {"cpu": 1, "gpu": 0}}
+    (tmp_path / "quiet.yaml").write_text(yaml.safe_dump(space))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    command = [sys.executable, "-m", "harness.cli", "run", "quiet.yaml"]
+
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in first.stdout:  # stop the driver once a trial has ended
+        lines.append(line)
+        if re.search(r"[1-7]/8 trials done", line):
+            first.send_signal(signal.SIGINT)
+            break
+    lines += first.stdout.readlines()
+    first.wait(timeout=120)
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    for console in ("".join(lines), second.stdout + second.stderr):
+        assert not [n for n in NOISE if n in console], console
+    log = tmp_path / "results" / "quiet" / LOG_NAME
+    assert f"Ray, Tune and MLflow detail in {log}" in second.stdout
+    resumed = re.search(r"resuming study 'quiet': (\d) of 8 trials finished, (\d) to go",
+                        second.stdout)
+    assert resumed and int(resumed[1]) >= 1 and int(resumed[1]) + int(resumed[2]) == 8
+    progress = [line for line in second.stdout.splitlines() if line.startswith("[")]
+    assert progress and all(re.match(r"\[\d\d:\d\d\] [#-]{20} \d/8 trials done", p)
+                            for p in progress)
+    assert progress[-1].split("]")[1].startswith(" " + "#" * 20 + " 8/8")
+    assert "Started a local Ray instance" in log.read_text()  # the detail is kept
