@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
@@ -137,10 +138,12 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._noise_mask = self._build_noise_mask(var_list)
+        # variable i's noise is the slice [o_i, o_i + n_i) of the step's draw: the draw covers
+        # the variables up to the last noisy one and is split into their sizes
         sizes = [math.prod(v.shape) for v in var_list]
-        self._noise_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-        noisy_ends = [o + n for o, n, m in zip(self._noise_offsets, sizes, self._noise_mask) if m]
-        self._noise_draw_size = max(noisy_ends, default=0)
+        noisy = [i for i, m in enumerate(self._noise_mask) if m]
+        self._noise_sizes = sizes[: noisy[-1] + 1] if noisy else []
+        self._noise_draw_size = sum(self._noise_sizes)
 
     # -- noise -------------------------------------------------------------------------------------
     @property
@@ -176,10 +179,9 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
                                ops.cast(self.iterations, "int64"))
             scale = ops.cast(self.current_sigma(), "float32") * ops.sqrt(
                 ops.cast(learning_rate, "float32"))
-            self._step_noise[variable.device] = scale * xi
-        start = self._noise_offsets[self._get_variable_index(variable)]
-        flat = self._step_noise[variable.device][start : start + math.prod(variable.shape)]
-        return ops.cast(ops.reshape(flat, variable.shape), variable.dtype)
+            self._step_noise[variable.device] = tf.split(scale * xi, self._noise_sizes)
+        piece = self._step_noise[variable.device][self._get_variable_index(variable)]
+        return ops.cast(ops.reshape(piece, variable.shape), variable.dtype)
 
     def langevin_increment(self, variable, drift, learning_rate, preconditioner):
         """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller and the
