@@ -2,6 +2,8 @@
 # The study's MLflow tracking server on the Ray head node (started by head_start_ray_commands).
 #
 #   cluster/mlflow-server.sh start | stop | status | uri
+#   (`uri` prints the address the server was started with, from ~/.mlflow/tracking_uri, not one
+#    recomputed from the current settings)
 #
 # - Binds the head's PRIVATE address (never 0.0.0.0): workers of the cluster network can reach it,
 #   the internet cannot; people reach it through an SSH tunnel (cluster/README.md).
@@ -48,6 +50,7 @@ MLFLOW=${MLFLOW_BIN:-mlflow}
 PID_FILE=$HOME_DIR/server.pid
 LOG=$HOME_DIR/server.log
 URI="http://$HOST:$PORT"
+URI_FILE=$HOME/.mlflow/tracking_uri  # the address the server was started with (`uri` reads it)
 
 running() { [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
@@ -108,7 +111,7 @@ INI
       "$(<"$PASSWORD_FILE")" > "$HOME/.mlflow/credentials"
     chmod 600 "$HOME/.mlflow/credentials"
   fi
-  echo "$URI" > "$HOME/.mlflow/tracking_uri"
+  echo "$URI" > "$URI_FILE"
   # Own session (process group) so `stop` ends the server and its workers together.
   env "${env[@]}" setsid "$MLFLOW" "${args[@]}" >"$LOG" 2>&1 </dev/null &
   echo $! > "$PID_FILE"
@@ -131,7 +134,10 @@ PY
 case $cmd in
   start) start ;;
   stop) stop ;;
-  status) if running; then echo "running: $URI (pid $(cat "$PID_FILE"))"; else echo "not running"; exit 3; fi ;;
-  uri) echo "$URI" ;;
+  status) if running; then echo "running: $(<"$URI_FILE") (pid $(cat "$PID_FILE"))"; else echo "not running"; exit 3; fi ;;
+  uri)
+    if [[ -s $URI_FILE ]]; then cat "$URI_FILE"
+    else echo "no MLflow server was started on this node ($URI_FILE is missing): $0 start" >&2; exit 3
+    fi ;;
   *) echo "usage: $0 start|stop|status|uri" >&2; exit 2 ;;
 esac

@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     url = f"http://127.0.0.1:{args.port}/"
     if args.study:
+        from harness.study.console import quiet_start
+
+        quiet_start(verbose=False)  # the study's names come through TensorFlow-importing modules
         url += study_path(uri, args.study)
     _check_port(args.port)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

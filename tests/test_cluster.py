@@ -241,6 +241,40 @@ def test_onprem_config_is_a_list_of_private_hosts():
     assert "ssh_private_key" in config["auth"]
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shell_on_a_node_has_ray_token_auth(tmp_path, path):
+    """The setup command puts RAY_AUTH_MODE=token first in ~/.bashrc (once, however often it
+    runs), so even a shell that stops at Ubuntu's early return for non-interactive shells, as
+    well as `ray exec`'s interactive login shell, sends the token."""
+    (command,) = [c for c in _load(path)["setup_commands"] if "RAY_AUTH_MODE" in c]
+    home = tmp_path / "home"
+    home.mkdir()
+    ubuntu = '# ~/.bashrc\ncase $- in *i*) ;; *) return;; esac\nexport LATER=1\n'
+    (home / ".bashrc").write_text(ubuntu)
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    for _ in range(2):
+        subprocess.run(["bash", "-c", command], env=env, check=True, timeout=30)
+    bashrc = (home / ".bashrc").read_text()
+    assert bashrc == "export RAY_AUTH_MODE=token\n" + ubuntu
+    from ray.autoscaler._private.command_runner import _with_interactive  # what `ray exec` runs
+
+    for shell in (["bash", "-c", "source ~/.bashrc; echo $RAY_AUTH_MODE"],
+                  ["bash", "-c", " ".join(_with_interactive("echo $RAY_AUTH_MODE"))]):
+        out = subprocess.run(shell, env=env, capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        assert out.stdout.strip().splitlines()[-1] == "token", (shell, out.stdout, out.stderr)
+    fresh = tmp_path / "fresh"  # a node without a ~/.bashrc yet
+    fresh.mkdir()
+    subprocess.run(["bash", "-c", command], env={**env, "HOME": str(fresh)}, check=True)
+    assert (fresh / ".bashrc").read_text() == "export RAY_AUTH_MODE=token\n"
+
+
+def test_readme_makes_the_token_file_private():
+    readme = (CLUSTER / "README.md").read_text()
+    generate = readme.index("ray get-auth-token --generate")
+    assert readme.index("chmod 600 ~/.ray/auth_token") > generate
+
+
 # -- 2. the MLflow server script ---------------------------------------------------------------------
 def _flask_wtf_installed() -> bool:
     import importlib.util
@@ -255,6 +289,18 @@ def test_mlflow_server_script_refuses_an_open_server_without_auth(tmp_path):
                             text=True, timeout=30)
     assert result.returncode == 2 and "without authentication" in result.stderr
     assert not (tmp_path / "mlflow" / "server.pid").exists()
+
+
+def test_mlflow_server_script_uri_is_the_address_it_started_with(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "MLFLOW_HOST": "10.9.9.9", "MLFLOW_PORT": "6000"}
+    missing = subprocess.run([str(SERVER_SCRIPT), "uri"], env=env, capture_output=True,
+                             text=True, timeout=30)
+    assert missing.returncode == 3 and "no MLflow server was started" in missing.stderr
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "tracking_uri").write_text("http://10.0.0.5:5000\n")
+    started = subprocess.run([str(SERVER_SCRIPT), "uri"], env=env, capture_output=True,
+                             text=True, timeout=30)
+    assert (started.returncode, started.stdout) == (0, "http://10.0.0.5:5000\n")
 
 
 @pytest.mark.slow

@@ -172,3 +172,20 @@ def test_the_deepest_allowed_dense_net_builds():
         assert len(build_model("dense", top, (4, 4, 1), 2).layers) == top + 3
     finally:
         keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("given", [None, "results", "./results", "../shared/results"])
+def test_a_cluster_refuses_a_relative_or_missing_storage_path(given):
+    with pytest.raises(HarnessError) as refused:
+        limits.check_cluster_storage(given, "space.yaml")
+    message = str(refused.value)
+    assert message.startswith("space.yaml: field 'storage_path' is ")
+    assert "working directory, which Ray deletes after the job" in message
+    assert "allowed: s3://BUCKET/PATH, gs://BUCKET/PATH or an absolute path" in message
+
+
+def test_a_cluster_takes_object_storage_without_asking_ray():
+    said = []
+    limits.check_cluster_storage("s3://bucket/results", "space.yaml", said.append)
+    limits.check_cluster_storage("gs://bucket/results", "space.yaml", said.append)
+    assert said == []

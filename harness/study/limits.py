@@ -348,3 +348,26 @@ def check_spec(spec, path: Path) -> None:
         return  # the model check reports bad dataset options
     examples = _check_validation(spec, info, path)
     _check_networks(spec, info, examples, path)
+
+
+def check_cluster_storage(given: str | None, where: str, out=print) -> None:
+    """On a Ray cluster (not the embedded local Ray): refuse a missing or relative storage path,
+    which would resolve inside a Ray job's working directory (deleted after the job) or on one
+    node only; warn about an absolute local path when several nodes are alive (it must be a
+    mount every node shares, e.g. NFS)."""
+    import ray
+
+    if given and "://" in given:
+        return
+    allowed = ("allowed: s3://BUCKET/PATH, gs://BUCKET/PATH or an absolute path every node "
+               "mounts (NFS), as storage_path or --storage-path")
+    if not given or not os.path.isabs(os.path.expanduser(given)):
+        shown = repr(given) if given else "not set (default ./results)"
+        raise HarnessError(f"{where}: field 'storage_path' is {shown}; on a Ray cluster a "
+                           "relative path lands in the job's working directory, which Ray "
+                           f"deletes after the job; {allowed}")
+    nodes = sum(node["Alive"] for node in ray.nodes())
+    if nodes > 1:
+        out(f"warning: storage_path {given} is local to each of the cluster's {nodes} nodes: "
+            "trials moved between nodes lose their checkpoints unless every node mounts it at "
+            "the same place (NFS); s3:// or gs:// are safe")
