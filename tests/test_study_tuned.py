@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 from study_helpers import REPO, TINY_DATA, epoch_steps, trial_runs
 
 from harness.study.run_schema import EPOCH_METRICS
+from harness.study.space import load_space
+from harness.study.tuning import choices_to_json, choose
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +94,12 @@ def test_killed_between_phases_resumes_without_losing_or_repeating_anything(tmp_
         assert arm.data.tags["budget"] == "4"
         assert arm.data.params["range.learning_rate.low"] == "0.0001"
         assert json.loads(arm.data.params["final_seeds"]) == [1, 2]
+    # the choice made from Tune's results is the one MLflow's records of the tuning trials give
+    spec = load_space(space)
+    outcomes = {r.data.tags["trial_key"]: (r.data.tags["status"], [
+        m.value for m in sorted(client.get_metric_history(r.info.run_id, "val_accuracy"),
+                                key=lambda m: m.step)]) for r in tune}
+    assert json.loads(choices_to_json(choose(spec, outcomes))) == choices
     # twins: the same learning-rate draws and seeds in the tuning phase
     points = {}
     for run in tune:
