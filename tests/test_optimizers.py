@@ -404,3 +404,20 @@ def test_bad_options_fail_at_construction_naming_the_option(cls, kwargs, field):
     with pytest.raises(ValueError, match=field) as info:
         cls(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_noise_with_gradient_accumulation_in_fit():
+    """Keras applies the update inside a cond every n-th step: the step's draw is made there."""
+    x, y = _data()
+
+    def fit(sigma):
+        model = _dense_model()
+        model.compile(optimizer=LAdam(learning_rate=1e-2, sigma=sigma, seed=2,
+                                      gradient_accumulation_steps=2),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    plain, noisy = fit(0.0), fit(0.05)
+    assert all(np.all(np.isfinite(w)) for w in noisy)
+    assert not np.allclose(plain[0], noisy[0])
