@@ -50,12 +50,13 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)
     # resumed: seed 0 finished in an earlier session, seed 1 restored after its epoch 1
     trials = [Trial(0, "TERMINATED", 2), Trial(1, "RUNNING", 1), Trial(2, "PENDING")]
+    trials[0].last_result["val_accuracy"] = 0.75  # reported in the earlier session
     printer.on_trial_result(0, trials, trials[1], {"epoch": 2, "val_accuracy": 0.5})
     printer.on_trial_complete(0, trials, trials[1])
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # the first result, then the trial's end (the interval holds others)
     assert re.fullmatch(r"\[00:00\] #{10}-{10} 2/4 trials done, 0 running, 0 failed, 0 diverged"
-                        r" \| best val_accuracy 0\.5000 \(Adam dense3 seed 1\) \| ETA 00:00",
+                        r" \| best val_accuracy 0\.7500 \(Adam dense3 seed 0\) \| ETA 00:00",
                         lines[1]), lines[1]
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 

@@ -92,6 +92,8 @@ class ProgressPrinter(tune.Callback):
         left += (self.total - len(trials)) * self.epochs
         elapsed = time.monotonic() - self.started
         eta = clock(elapsed / self.session_epochs * left) if self.session_epochs else "?"
+        for trial in trials:  # a resumed study starts from what its trials reported before
+            self._better(trial.last_result.get(self.metric), trial)
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         fraction = 1 - left / (self.total * self.epochs) if self.total else 1
         return (f"[{clock(elapsed)}] {bar(fraction)} {len(ended)}/{self.total} trials done, "
@@ -115,15 +117,17 @@ class ProgressPrinter(tune.Callback):
             self.out.write((event + "\n" if event else "") + self.line(trials) + "\n")
         self.out.flush()
 
+    def _better(self, value, trial) -> None:
+        if isinstance(value, float) and value == value and (self.best is None or value > self.best[0]):
+            self.best = (value, _name(trial))
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         key = _key(trial)
         epoch = int(result.get("epoch", 0))
         if epoch > self.epochs_done.get(key, 0):
             self.session_epochs += 1
             self.epochs_done[key] = epoch
-        value = result.get(self.metric)
-        if isinstance(value, float) and value == value and (self.best is None or value > self.best[0]):
-            self.best = (value, _name(trial))
+        self._better(result.get(self.metric), trial)
         if result.get("status") == STATUS_DIVERGED:
             self.diverged += 1
         self._show(trials)
