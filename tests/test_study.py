@@ -94,9 +94,18 @@ def test_gpu_request_on_cpu_only_cluster_fails_before_anything_starts(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def _logged_epochs(uri: str, runs) -> dict[str, int]:
+    """trial_key -> the last epoch logged for its run (0: none yet)."""
+    return {r.data.tags["trial_key"]: max(epoch_steps(uri, r.info.run_id)["train_loss"], default=0)
+            for r in runs}
+
+
 def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path):
-    space, spec = smoke_space(tmp_path, name="resume", seeds=[0, 1, 2], epochs=3,
-                              model={"family": "dense", "depths": [2]})
+    epochs = 3
+    # epochs of about a second, so that the driver is stopped in the middle of a trial
+    data = {**TINY_DATA, "options": {**TINY_DATA["options"], "train_size": 2000}}
+    space, spec = smoke_space(tmp_path, name="resume", seeds=[0, 1, 2], epochs=epochs,
+                              model={"family": "dense", "depths": [2]}, dataset=data)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     command = [sys.executable, "-m", "harness.cli", "run", str(space),
@@ -105,20 +114,27 @@ def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path):
                               stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 240
     finished_first: dict[str, float] = {}
-    while time.monotonic() < deadline and not finished_first:
-        time.sleep(2)
+    midway: dict[str, int] = {}
+    while time.monotonic() < deadline and not (finished_first and midway):
+        time.sleep(0.5)
         try:
             runs = trial_runs(uri, "resume")
         except Exception:  # the store or experiment is not there yet
             continue
         finished_first = {r.data.tags["trial_key"]: r.info.end_time for r in runs
                           if r.info.status == "FINISHED"}
-    assert finished_first, "no trial finished in time"
+        running = _logged_epochs(uri, [r for r in runs if r.info.status == "RUNNING"])
+        midway = {key: logged for key, logged in running.items() if 1 <= logged < epochs}
+    assert finished_first and midway, "no trial finished and another half-way in time"
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, output
     assert "resume with: harness run --resume resume" in output
     assert all(r.info.status != "RUNNING" for r in trial_runs(uri, "resume"))
+    # the epoch each stopped trial must resume after: its last checkpoint is its last report
+    stopped = {key: logged for key, logged in _logged_epochs(uri, trial_runs(uri, "resume")).items()
+               if key not in finished_first}
+    assert any(1 <= logged < epochs for logged in stopped.values()), stopped
 
     resumed = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--resume", "resume", "--storage-path",
@@ -135,6 +151,9 @@ def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path):
         key = run.data.tags["trial_key"]
         if key in finished_first:  # ended before the interrupt: not run again
             assert run.info.end_time == finished_first[key]
+            assert run.data.tags["resumed_from_epoch"] == "0"
+        elif stopped.get(key, 0) < epochs:  # continued from its checkpoint, not from scratch
+            assert run.data.tags["resumed_from_epoch"] == str(stopped.get(key, 0)), key
 
 
 def test_synthetic_space_parses_like_a_file(tmp_path):
