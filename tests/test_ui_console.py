@@ -29,6 +29,7 @@ class Trial:
                                  "model": "dense", "depth": 3, "seed": seed}}
         self.status, self.last_result, self.error = status, {"epoch": epoch}, error
         self.num_failures = 1
+        self.error_file = None
 
     def get_error(self):
         return self.error

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from ray import tune
 
@@ -155,9 +156,11 @@ class ProgressPrinter(tune.Callback):
 
 
 def _last_error_line(trial, width: int = 140) -> str:
-    """The last line of the trial's saved error trace (its exception), cut to `width`."""
+    """The last line of the trial's error file (Tune writes it beside the trial before the
+    retry; on shared storage it may not be synced yet), cut to `width`."""
     try:
-        text = trial.get_error() or ""
+        local = trial.error_file
+        text = Path(local).read_text() if local and Path(local).is_file() else trial.get_error()
     except OSError:
         text = ""
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
