@@ -93,6 +93,9 @@ def _dry_run(spec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.study.console import quiet_start
+
+    quiet_start(args.verbose)  # before TensorFlow, Ray and MLflow start
     from harness.study.space import load_space
 
     if bool(args.space) == bool(args.resume):
@@ -109,13 +112,20 @@ def run(args: argparse.Namespace) -> int:
         print(_dry_run(spec))
         return 0
 
-    from harness.study.runner import run_study
+    from harness.study.console import study_log
+    from harness.study.runner import resolve_storage, run_study
 
-    outcome = run_study(
-        spec, where=where, address=args.address, tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path, max_concurrent=args.max_concurrent,
-        restart=args.restart, verbose=args.verbose,
-    )
+    study_dir = f"{resolve_storage(args.storage_path, spec).rstrip('/')}/{spec.name}"
+    with study_log(study_dir, spec.name, args.verbose) as log:
+        if log:
+            print(f"study {spec.name!r}: Ray, Tune and MLflow detail in {log}", flush=True)
+        outcome = run_study(
+            spec, where=where, address=args.address, tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path, max_concurrent=args.max_concurrent,
+            restart=args.restart, verbose=args.verbose,
+        )
+    if log and (outcome.errored or outcome.interrupted):
+        print(f"details of what went wrong: {log}")
     if outcome.interrupted:
         return 130
     return 1 if outcome.errored else 0

@@ -132,7 +132,12 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
 
     experiment_dir = f"{storage.rstrip('/')}/{name}"
     if tune.Tuner.can_restore(experiment_dir):
-        out(f"resuming {label} from {experiment_dir} (unfinished and errored trials)")
+        from harness.study.tracking import finished_trial_keys
+
+        done = len(finished_trial_keys(tracking_uri, spec.experiment_name)
+                   & {c["trial_key"] for c in configs})
+        out(f"resuming {label}: {done} of {len(configs)} trials finished, "
+            f"{len(configs) - done} to go")
         tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
                                    resume_unfinished=True, resume_errored=True)
     else:
@@ -285,6 +290,10 @@ def run_study(
     experiment_dir = f"{storage.rstrip('/')}/{spec.name}"
     embedded = _init_ray(address, verbose)
     _check_resources(spec, where, embedded, out)
+    if not embedded:  # trials on other nodes, and a job's working directory that goes away
+        from harness.study.limits import check_cluster_storage
+
+        check_cluster_storage(storage_path or spec.storage_path, where, out)
 
     if restart:
         if "://" in experiment_dir:

@@ -31,6 +31,7 @@ from harness.study.run_schema import (
     RANGE_PREFIX,
     RUN_KIND_ARM,
     RUN_KIND_TRIAL,
+    STATUS_DIVERGED,
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_INTERRUPTED,
@@ -123,6 +124,21 @@ def discard_trial_runs(tracking_uri: str, experiment_name: str) -> int:
     for run in runs:
         client.delete_run(run.info.run_id)
     return len(runs)
+
+
+def finished_trial_keys(tracking_uri: str, experiment_name: str) -> set[str]:
+    """The trial keys whose run ended normally (status finished or diverged): what a resumed
+    study will not run again."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return set()
+    runs = client.search_runs([experiment.experiment_id], f"tags.{TAG_RUN_KIND} = "
+                              f"'{RUN_KIND_TRIAL}'", max_results=50000)
+    return {run.data.tags[TAG_TRIAL_KEY] for run in runs
+            if run.data.tags.get(TAG_STATUS) in (STATUS_FINISHED, STATUS_DIVERGED)}
 
 
 def _arm_runs(client, experiment_id: str) -> dict[str, str]:
