@@ -15,7 +15,7 @@ import pytest
 import yaml
 from study_helpers import TINY_DATA
 
-from harness.study.console import LOG_NAME, stderr_to
+from harness.study.console import LOG_NAME, stderr_to, study_log
 from harness.study.progress import ProgressPrinter, bar, clock
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,6 +95,16 @@ def test_a_log_deleted_meanwhile_is_written_again(tmp_path):
         log.unlink()  # as --restart clears the study's folder
         os.write(2, b"after restart\n")
     assert log.read_text() == "before restart\nafter restart\n"
+
+
+def test_a_remote_study_gets_its_log_appended_at_the_end(tmp_path):
+    study = f"file://{tmp_path}/bucket/results/remote"  # a URI, as s3:// or gs:// would be
+    for session in (b"first session\n", b"second session\n"):
+        with study_log(study, verbose=False) as where:
+            os.write(2, session)
+        assert where == f"{study}/{LOG_NAME}"
+    assert (tmp_path / "bucket/results/remote" / LOG_NAME).read_text() == \
+        "first session\nsecond session\n"
 
 
 NOISE = ("\x1b", "Traceback", "TensorBoard", "Configuration for experiment",

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.study.runner import resolve_storage, run_study
 
     study_dir = f"{resolve_storage(args.storage_path, spec).rstrip('/')}/{spec.name}"
-    with study_log(study_dir, spec.name, args.verbose) as log:
+    with study_log(study_dir, args.verbose) as log:
         if log:
             print(f"study {spec.name!r}: Ray, Tune and MLflow detail in {log}", flush=True)
         outcome = run_study(
