@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness.optimizers.noise import PHILOX, bits_to_normal, philox_normal
+from harness.optimizers.noise import PHILOX, philox_normal, words_to_normal
 
 
 def test_is_standard_normal():
@@ -38,8 +38,8 @@ def test_streams_and_seeds_are_independent():
 
 def test_extreme_bits_give_finite_normals():
     """No word may give u = 0 or 1 (a uniform rounding to 1.0 once made L-Adam's weights NaN)."""
-    extremes = tf.constant([0, 0, 2**32 - 1, 2**32 - 1, 1, 2**31, 2**32 - 2, 1], tf.uint32)
-    z = bits_to_normal(extremes).numpy()
+    extremes = np.array([0, 0, 2**32 - 1, 2**32 - 1, 1, 2**31, 2**32 - 2, 1], np.uint64)
+    z = words_to_normal(tf.constant(extremes[0::2] | extremes[1::2] << np.uint64(32))).numpy()
     assert np.all(np.isfinite(z))
     # u = 2⁻²⁴ for word 0: the largest radius √(−2 ln 2⁻²⁴) ≈ 5.77, at angle 2π·2⁻²⁴
     assert z[0] == pytest.approx(np.sqrt(48 * np.log(2)), rel=1e-5) and abs(z[1]) < 1e-4
