@@ -62,7 +62,8 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
-def test_on_a_terminal_one_line_redrawn_and_events_kept():
+def test_on_a_terminal_one_line_redrawn_and_events_kept(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "61")
     out = Terminal()
     printer = ProgressPrinter(2, epochs=3, redraw_s=0, stream=out)
     trials = [Trial(0), Trial(1)]
@@ -73,6 +74,7 @@ def test_on_a_terminal_one_line_redrawn_and_events_kept():
     printer.on_experiment_end(trials)
     text = out.getvalue()
     assert text.count("\r\x1b[K") == 1 and text.endswith("\n")
+    assert len(text.split("\r\x1b[K")[1].splitlines()[-1]) == 60  # COLUMNS - 1: no wrap
     assert ("\r\x1b[KAdam dense3 seed 1 stopped (ray.exceptions.ActorDiedError: The actor "
             "died.); it resumes after epoch 2 (try 2)\n[") in text
 

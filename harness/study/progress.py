@@ -14,6 +14,7 @@ naming it and the epoch it resumes after.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,9 @@ class ProgressPrinter(tune.Callback):
         if self.terminal:
             if self.drawn:
                 self.out.write("\r\x1b[K")  # back to the line's start, clear it
-            self.out.write((event + "\n" if event else "") + self.line(trials))
+            # a line wider than the terminal wraps, and \r would only go back one row
+            width = shutil.get_terminal_size().columns - 1
+            self.out.write((event + "\n" if event else "") + self.line(trials)[:width])
             self.drawn = True
         else:
             self.out.write((event + "\n" if event else "") + self.line(trials) + "\n")
