@@ -111,13 +111,16 @@ GOLDEN = {
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_golden_trajectory_matches_keras_pinned_values(name):
     grads = tf.range(0.1, 1.1, 0.1)[:10]
-    for optimizer in _both(name, **GOLDEN_HP[name]):
+    pair = _both(name, **GOLDEN_HP[name])
+    for optimizer in pair:
         x = keras.Variable(np.ones(10, np.float32))
         optimizer.apply_gradients([(tf.fill([10], 0.01), x)])
         for i in range(5):
             np.testing.assert_allclose(x.numpy(), GOLDEN[name][i], rtol=5e-4, atol=5e-4,
                                        err_msg=f"{type(optimizer).__name__} step {i + 1}")
             optimizer.apply_gradients([(grads, x)])
+    # the same state: one slot per Keras slot (none for an option that is off)
+    assert len(pair[0].variables) == len(pair[1].variables)
 
 
 # -- clipping (Keras tests `_clip_gradients`; here through whole steps) ----------------------------
@@ -133,6 +136,21 @@ def test_clipping_gives_keras_steps(name, clip):
             optimizer.apply_gradients([(tf.constant(grad), var)])
         results.append(var.numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, options", [("sgd", {"momentum": 0.0}), ("sgd", {"momentum": 0.9}),
+                                           ("rmsprop", {"momentum": 0.5, "centered": True}),
+                                           ("adam", {"amsgrad": False})])
+def test_state_has_the_slots_keras_has(name, options):
+    pair = _both(name, **options)
+    var = keras.Variable(np.ones(3, np.float32))
+    for optimizer in pair:
+        optimizer.build([var])
+    assert len(pair[0].variables) == len(pair[1].variables)
+
+
+def test_sgd_accepts_momentum_one_like_keras():
+    assert LSGD(momentum=1.0).momentum == keras.optimizers.SGD(momentum=1.0).momentum == 1.0
 
 
 def test_sgd_clipnorm_step_is_the_clipped_gradient():
