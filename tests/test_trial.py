@@ -1,13 +1,13 @@
 """A trial's guarantees, fast: a restored trial continues where its checkpoint left it, and a
 diverged trial ends (and is recorded) as `diverged`.
 
-`train_trial` runs in this process inside Ray's own function-trainable wrapper
-(`ray.tune.trainable.wrap_function`, the class Tune's worker actors run): `tune.report` and
-`tune.get_checkpoint` are the real session calls, checkpoints are persisted to a real
-`StorageContext` in `tmp_path`, and a restore goes through `Trainable.restore` as Tune's does.
-Only Tune's driver loop is left out: the tests pass the trial's results to the MLflow recorder's
-hooks themselves (a real SQLite store), with a stand-in for Tune's `Trial` (`.config`). A local
-Ray is started once for the module: the trial asks Ray for its node id and GPU ids.
+`train_trial` runs in a Ray worker process (an actor, as Tune's trials do) inside Ray's own
+function-trainable wrapper (`ray.tune.trainable.wrap_function`, the class Tune's trial actors
+run): `tune.report` and `tune.get_checkpoint` are the real session calls, checkpoints are
+persisted to a real `StorageContext` in `tmp_path`, and a restore goes through
+`Trainable.restore` as Tune's does. Only Tune's driver loop is left out: the tests pass the
+trial's results to the MLflow recorder's hooks themselves (a real SQLite store), with a
+stand-in for Tune's `Trial` (`.config`). One local Ray and one worker serve the whole module.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import ray
+import tensorflow as tf
 from ray.train._internal.storage import StorageContext
 from ray.tune.trainable import wrap_function
 from study_helpers import epoch_steps, smoke_space, trial_runs
 
-from harness.study.run_schema import EPOCH_METRICS
+from harness.study.run_schema import EPOCH_METRICS, PHASE_TUNE
 from harness.study.space import trial_configs
 from harness.study.tracking import PROVENANCE_KEYS, MLflowRecorder
 from harness.study.trial import train_trial
@@ -50,11 +51,22 @@ class FakeTrial:
     error_msg: str | None = None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", include_dashboard=False, num_cpus=1, log_to_driver=False)
-    yield
+@pytest.fixture(scope="module")
+def worker():
+    """One Ray worker process for the module's trials (it imports this module: PYTHONPATH)."""
+    tests = str(Path(__file__).resolve().parent)
+    ray.init(address="local", include_dashboard=False, num_cpus=1, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": tests}})
+    yield TrialWorker.remote()
     ray.shutdown()
+
+
+@ray.remote(num_cpus=1)
+class TrialWorker:
+    """Runs trials in a Ray worker process, as Tune's trial actors do."""
+
+    def run(self, config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
+        return run_in_this_process(config, workdir, attempt, restore)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +82,11 @@ def trial_config(workdir: Path, name: str, **overrides) -> dict:
     return config
 
 
-def run_trial(config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
+def run_trial(worker, config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
+    return ray.get(worker.run.remote(config, workdir, attempt, restore))
+
+
+def run_in_this_process(config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
     """Drive `train_trial` as Tune's worker does: train() per report, save() when it checkpoints."""
     storage = StorageContext(str(workdir / "storage"), config["study"], trial_dir_name=attempt)
     trainable = wrap_function(train_trial)({"trial": config}, storage=storage)
@@ -106,11 +122,11 @@ def uri(workdir) -> str:
 
 
 @pytest.fixture(scope="module")
-def resumed_study(workdir):
+def resumed_study(worker, workdir):
     """One L-Adam trial run through 3 epochs, and the same trial restored from epoch 1."""
     config = trial_config(workdir, "resume")
-    whole = run_trial(config, workdir, "whole")
-    restored = run_trial(config, workdir, "restored", restore=whole.checkpoints[0])
+    whole = run_trial(worker, config, workdir, "whole")
+    restored = run_trial(worker, config, workdir, "restored", restore=whole.checkpoints[0])
     return config, whole, restored
 
 
@@ -124,6 +140,12 @@ def test_a_trial_restored_at_epoch_k_reports_k_plus_1_first_and_the_same_numbers
         assert all(key in results[0] for key in PROVENANCE_KEYS)
         assert not any(key in result for result in results[1:] for key in PROVENANCE_KEYS)
     assert [r.get("status") for r in restored.results] == [None, "finished"]
+    first = whole.results[0]
+    assert (first["devices"], first["replicas"], first["ray_gpu_ids"]) == ("CPU", 1, "none")
+    assert first["node_id"] == ray.get_runtime_context().get_node_id()
+    assert first["tensorflow_version"] == tf.__version__
+    for result in whole.results:  # 240 training images (300 - 60 for validation) per epoch
+        assert 0 < 240 / result["images_per_s"] <= result["epoch_time_s"]  # training only
     # same weights, optimizer state, noise stream and data order as the uninterrupted run
     for metric in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
         assert [r[metric] for r in restored.results] == pytest.approx(
@@ -144,7 +166,7 @@ def test_a_restore_from_an_older_checkpoint_is_tagged_and_logged_once(resumed_st
 
 
 @pytest.mark.parametrize("case", ["training", "test"])
-def test_a_nan_loss_ends_the_trial_as_diverged_and_its_run_says_so(case, workdir, uri):
+def test_a_nan_loss_ends_the_trial_as_diverged_and_its_run_says_so(case, worker, workdir, uri):
     """A NaN training loss stops the trial at that epoch (no checkpoint of NaN weights); a NaN
     test loss after a finite last epoch (one step at lr 1e38) marks that last epoch diverged."""
     if case == "training":
@@ -155,7 +177,7 @@ def test_a_nan_loss_ends_the_trial_as_diverged_and_its_run_says_so(case, workdir
                               optimizers=[{"base": "sgd", "learning_rate": 1.0e38}],
                               dataset={**TINY, "validation_size": 0,
                                        "options": {**TINY["options"], "train_size": 32}})
-    reported = run_trial(config, workdir, case)
+    reported = run_trial(worker, config, workdir, case)
     assert reported.epochs == [1]  # training stops at the diverged epoch
     (last,) = reported.results
     assert last["status"] == "diverged"
@@ -168,3 +190,27 @@ def test_a_nan_loss_ends_the_trial_as_diverged_and_its_run_says_so(case, workdir
     (run,) = trial_runs(uri, config["experiment"])
     assert run.info.run_id == run_id
     assert run.data.tags["status"] == "diverged"
+
+
+def test_the_seed_sets_the_start_and_sigma_alone_separates_adam_from_l_adam(resumed_study,
+                                                                            worker, workdir):
+    """Adam and L-Adam with one seed start from the same weights and batches (σ = 1e-3 is a
+    nudge); another seed starts elsewhere; the same seed repeats exactly."""
+    config, whole, _ = resumed_study
+    l_adam = whole.results[0]["train_loss"]
+    adam = trial_config(workdir, "adam", epochs=1,
+                        optimizers=[{"base": "adam", "learning_rate": 1.0e-3}])
+    adam_loss = run_trial(worker, adam, workdir, "adam").results[0]["train_loss"]
+    again = run_trial(worker, {**config, "epochs": 1}, workdir, "again").results[0]["train_loss"]
+    other = run_trial(worker, {**config, "epochs": 1, "seed": 1}, workdir, "seed1").results[0]
+    assert again == l_adam
+    assert adam_loss != l_adam and abs(adam_loss - l_adam) < 1e-2
+    assert abs(other["train_loss"] - l_adam) > abs(adam_loss - l_adam)
+
+
+def test_a_tuning_trial_never_evaluates_on_the_test_split(worker, workdir):
+    config = {**trial_config(workdir, "tuning", epochs=1), "phase": PHASE_TUNE}
+    (last,) = run_trial(worker, config, workdir, "tuning").results
+    assert last["status"] == "finished"
+    assert "test_loss" not in last and "test_accuracy" not in last
+    assert math.isfinite(last["val_accuracy"])
