@@ -9,6 +9,7 @@ records. Archives that are not the official ones therefore fail the checksum che
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -58,6 +59,8 @@ def prepare(name: str, from_dir=None, data_dir=None) -> Path:
                 f"{from_dir} lacks {', '.join(missing)} (the official {name} files, from "
                 f"{', '.join(sorted(files))})"
             )
+    if not sys.stderr.isatty():  # tfds' bars redraw with cursor codes: none in a log file
+        tfds.disable_progress_bar()
     dataset_builder = builder(name, data_dir)
     with tempfile.TemporaryDirectory(prefix=f"harness-{name}-extract-") as extract_dir:
         config = tfds.download.DownloadConfig(manual_dir=from_dir, extract_dir=extract_dir)

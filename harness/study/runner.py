@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,12 +131,12 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
     from ray import tune
 
+    from harness.study.tracking import finished_trial_keys
+
+    keys = {c["trial_key"] for c in configs}
     experiment_dir = f"{storage.rstrip('/')}/{name}"
     if tune.Tuner.can_restore(experiment_dir):
-        from harness.study.tracking import finished_trial_keys
-
-        done = len(finished_trial_keys(tracking_uri, spec.experiment_name)
-                   & {c["trial_key"] for c in configs})
+        done = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
         out(f"resuming {label}: {done} of {len(configs)} trials finished, "
             f"{len(configs) - done} to go")
         tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
@@ -143,14 +144,19 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     else:
         out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
         tuner = _new_tuner(spec, configs, storage, name, tracking_uri, max_concurrent)
-    handler = signal.getsignal(signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
         results = tuner.fit()
     finally:
         # Tune leaves its own SIGINT handler installed after fit(): a Ctrl-C between two
         # phases would then be swallowed; restore the driver's so it stops the study.
-        signal.signal(signal.SIGINT, handler)
-    return StudyOutcome(len(configs), results.num_terminated, results.num_errors), results
+        if in_main_thread:
+            signal.signal(signal.SIGINT, handler)
+    # Stopped by Ctrl-C, Tune marks the unfinished trials TERMINATED too: what ended normally
+    # is what the recorder closed as finished or diverged.
+    finished = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
+    return StudyOutcome(len(configs), finished, results.num_errors), results
 
 
 def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]:
