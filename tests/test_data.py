@@ -362,3 +362,20 @@ def test_open_splits_rebuilds_any_epoch_on_its_own():
     assert not np.array_equal(labels(first.train(3)), labels(first.train(4)))
     assert first.steps_per_epoch == -(-first.num_train // 16)
     assert sorted(labels(first.train(3))) == sorted(labels(first.train(4)))  # same examples
+
+
+def test_a_boolean_batch_size_is_refused_not_read_as_one():
+    from harness.data import open_splits
+
+    with pytest.raises(HarnessError, match="batch_size"):
+        open_splits("synthetic", True, seed=0, **SMALL)
+
+
+def test_load_dataset_gives_each_split_by_name():
+    _, validation, test = load_splits("synthetic", 16, seed=2, validation_size=20, **SMALL)
+    for split, expected in (("validation", validation), ("test", test)):
+        np.testing.assert_array_equal(
+            _pixels(load_dataset("synthetic", split, 16, seed=2, validation_size=20, **SMALL))[1],
+            _pixels(expected)[1])
+    with pytest.raises(HarnessError, match="no validation split"):
+        load_dataset("synthetic", "validation", 16, seed=2, validation_size=0, **SMALL)
