@@ -13,6 +13,7 @@ stand-in for Tune's `Trial` (`.config`). One local Ray and one worker serve the 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,15 +56,21 @@ class FakeTrial:
 def worker():
     """One Ray worker process for the module's trials (it imports this module: PYTHONPATH)."""
     tests = str(Path(__file__).resolve().parent)
+    # the trial stays in the test's working directory (Tune would chdir to the trial's folder):
+    # `make mutate`'s instrumented code reads its configuration from there
     ray.init(address="local", include_dashboard=False, num_cpus=1, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": tests}})
-    yield TrialWorker.remote()
+             runtime_env={"env_vars": {"PYTHONPATH": tests, "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
+    yield TrialWorker.remote(os.getcwd())
     ray.shutdown()
 
 
 @ray.remote(num_cpus=1)
 class TrialWorker:
-    """Runs trials in a Ray worker process, as Tune's trial actors do."""
+    """Runs trials in a Ray worker process, as Tune's trial actors do, in the test's working
+    directory."""
+
+    def __init__(self, cwd: str):
+        os.chdir(cwd)
 
     def run(self, config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
         return run_in_this_process(config, workdir, attempt, restore)
