@@ -221,3 +221,9 @@ def test_a_tuning_trial_never_evaluates_on_the_test_split(worker, workdir):
     assert last["status"] == "finished"
     assert "test_loss" not in last and "test_accuracy" not in last
     assert math.isfinite(last["val_accuracy"])
+
+
+def test_the_optimizers_hyper_parameters_reach_it(resumed_study, worker, workdir):
+    config, whole, _ = resumed_study
+    tuned = run_trial(worker, {**config, "epochs": 1, "hyper": {"beta_1": 0.5}}, workdir, "beta")
+    assert tuned.results[0]["train_loss"] != whole.results[0]["train_loss"]
