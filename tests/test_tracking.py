@@ -208,6 +208,16 @@ def test_a_failed_trial_is_recorded_failed_with_the_last_line_of_its_error(study
     assert run.data.tags["error"] == "ValueError: out of memory"
 
 
+def test_a_long_error_is_cut_to_500_characters(study, trials):
+    last_line = "RuntimeError: " + "x" * 700
+    trial = FakeTrial(trials[0].config, error_msg=f"Traceback (most recent call last):\n{last_line}")
+    rec = study.recorder()
+    rec.on_trial_start(0, [], trial)
+    rec.on_trial_error(0, [], trial)
+    (run,) = study.runs()
+    assert run.data.tags["error"] == last_line[:500]
+
+
 def test_a_stopped_study_closes_its_runs_and_a_resume_reopens_them(study, trials):
     rec = study.recorder()
     for trial in trials:
