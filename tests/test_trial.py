@@ -223,7 +223,13 @@ def test_a_tuning_trial_never_evaluates_on_the_test_split(worker, workdir):
     assert math.isfinite(last["val_accuracy"])
 
 
-def test_the_optimizers_hyper_parameters_reach_it(resumed_study, worker, workdir):
+@pytest.mark.parametrize("change", [{"hyper": {"beta_1": 0.5}}, {"augment": True},
+                                    {"layer_fraction": 0.5}], ids=["hyper", "augment", "layers"])
+def test_what_the_study_file_sets_reaches_the_training(change, resumed_study, worker, workdir):
+    """Optimizer hyper-parameters, augmentation (off by default on synthetic data) and a Layer
+    Langevin fraction each change the first epoch of the same seed."""
     config, whole, _ = resumed_study
-    tuned = run_trial(worker, {**config, "epochs": 1, "hyper": {"beta_1": 0.5}}, workdir, "beta")
-    assert tuned.results[0]["train_loss"] != whole.results[0]["train_loss"]
+    (changed,) = run_trial(worker, {**config, "epochs": 1, **change}, workdir,
+                           "-".join(change)).results
+    assert changed["status"] == "finished"
+    assert changed["train_loss"] != whole.results[0]["train_loss"]
