@@ -176,6 +176,8 @@ def test_a_run_records_config_tags_params_and_its_history(study, trials):
                             text=True, cwd=REPO).stdout.strip()
     assert tags["git_commit"] == (commit or "unknown")  # "unknown" outside a git checkout
     assert run.data.params == {k: str(v) for k, v in flatten(config).items()}
+    experiment = client.get_experiment(run.info.experiment_id)  # SQLite: artifacts beside it
+    assert experiment.artifact_location.startswith("file://")
     assert run.data.metrics["test_accuracy"] == 0.75 and run.data.metrics["test_loss"] == 0.5
     assert [p.step for p in client.get_metric_history(run.info.run_id, "test_loss")] == [3]
 
