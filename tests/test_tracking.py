@@ -18,12 +18,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from study_helpers import REPO, epoch_steps, smoke_space, trial_runs
 
-from harness.study.run_schema import EPOCH_METRICS
-from harness.study.space import flatten, trial_configs
-from harness.study.tracking import MLflowRecorder, close_running_runs, discard_trial_runs
+from harness.study.run_schema import EPOCH_METRICS, TAG_ARM, TAG_PARENT_RUN, TAG_PHASE
+from harness.study.space import flatten, parse_space, trial_configs
+from harness.study.tracking import (
+    MLflowRecorder,
+    close_running_runs,
+    discard_trial_runs,
+    ensure_arm_runs,
+    finished_trial_keys,
+)
+from harness.study.tuning import arms, tune_configs
 
 
 @dataclass
@@ -252,3 +260,28 @@ def test_a_restart_discards_the_old_runs_and_opens_new_ones(study, trials):
     study.recorder().on_trial_start(0, [], trials[0])
     (new,) = study.runs()
     assert new.info.run_id not in old
+
+
+def test_a_tuned_studys_trials_are_children_of_their_arms_run(study, tmp_path):
+    """One parent run per arm, found again rather than duplicated; every trial its child;
+    finished and diverged trials count as done for a resume; --restart discards arms too."""
+    data = yaml.safe_load((REPO / "search_spaces" / "smoke_tuned.yaml").read_text())
+    spec = parse_space({**data, "name": study.name}, tmp_path / "tuned.yaml")
+    arm_runs = ensure_arm_runs(study.uri, spec)
+    assert set(arm_runs) == {arm.name for arm in arms(spec)} and len(arm_runs) == 2
+    assert ensure_arm_runs(study.uri, spec) == arm_runs
+
+    configs = tune_configs(spec)[:3]
+    rec = study.recorder()
+    for config, status in zip(configs, ("finished", "diverged", None)):
+        trial = FakeTrial({"trial": config}, error_msg="RuntimeError: lost")
+        rec.on_trial_start(0, [], trial)
+        rec.on_trial_result(0, [], trial, epoch_result(1, 0.5, **({"status": status}
+                                                                   if status else {})))
+        (rec.on_trial_complete if status else rec.on_trial_error)(0, [], trial)
+    for run in study.runs():
+        tags = run.data.tags
+        assert tags[TAG_PARENT_RUN] == arm_runs[tags[TAG_ARM]] and tags[TAG_PHASE] == "tune"
+    assert finished_trial_keys(study.uri, study.name) == {c["trial_key"] for c in configs[:2]}
+    assert finished_trial_keys(study.uri, "no-such-experiment") == set()
+    assert discard_trial_runs(study.uri, study.name) == 3 + 2
