@@ -61,22 +61,28 @@ def clip(value, bounds=UNBOUNDED):
 def bca_interval(
     values, statistic=np.mean, confidence: float = CONFIDENCE, seed: int = 0
 ) -> tuple[float, float]:
-    """(low, high) of the BCa bootstrap interval of `statistic` over `values`."""
+    """(low, high) of the BCa bootstrap interval of `statistic` over `values` (percentile where
+    BCa is undefined)."""
     values = np.sort(np.asarray(values, dtype=float))  # resampling must not depend on load order
     if len(values) < MIN_N_BOOTSTRAP:
         return np.nan, np.nan
     if np.ptp(values) == 0:
         return float(statistic(values)), float(statistic(values))
-    with warnings.catch_warnings():  # scipy warns when a resample is degenerate; the CI stands
-        warnings.simplefilter("ignore")
-        ci = scipy.stats.bootstrap(
-            (values,),
-            statistic,
-            confidence_level=confidence,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="BCa",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval
+    # BCa is undefined when nearly every resample equals the estimate (values that differ in the
+    # last bits: scipy returns NaN); the percentile interval of the same resamples stands in.
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():  # scipy warns when a resample is degenerate
+            warnings.simplefilter("ignore")
+            ci = scipy.stats.bootstrap(
+                (values,),
+                statistic,
+                confidence_level=confidence,
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                method=method,
+                rng=np.random.default_rng(seed),
+            ).confidence_interval
+        if np.isfinite(ci.low) and np.isfinite(ci.high):
+            break
     return float(ci.low), float(ci.high)
 
 
