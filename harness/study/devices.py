@@ -59,8 +59,8 @@ def gpu_share() -> tuple[float, list[str]]:
     """(GPUs Ray assigned to this trial, their ids); (0, []) outside Ray or without GPUs."""
     import ray
 
-    if not ray.is_initialized():
-        return 0.0, []
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return 0.0, []  # a driver holds no resources (only a task or actor does)
     assigned = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
     return float(assigned), [str(i) for i in ray.get_gpu_ids()]
 
