@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, parse_space, trial_configs
 from harness.study.tracking_uri import resolve_tracking_uri
 
@@ -38,10 +39,11 @@ class StudyOutcome:
     total: int
     finished: int  # ended normally (finished or diverged)
     errored: int  # failed after all retries
+    stopped: bool = False  # Ctrl-C outside a Tune phase (between the phases of a tuned study)
 
     @property
     def interrupted(self) -> bool:
-        return self.finished + self.errored < self.total
+        return self.stopped or self.finished + self.errored < self.total
 
 
 def resolve_storage(storage_path: str | None, spec: StudySpec | None = None) -> str:
@@ -216,7 +218,6 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
                out) -> StudyOutcome:
     """The two phases of a tuned study (see the module docstring)."""
     from harness.study import tuning
-    from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
     from harness.study.tracking import ensure_arm_runs, finish_arm_runs, record_choices
 
     study_dir = f"{storage.rstrip('/')}/{spec.name}"
@@ -308,7 +309,8 @@ def run_study(
         shutil.rmtree(experiment_dir, ignore_errors=True)
         discarded = discard_trial_runs(tracking_uri, spec.experiment_name)
         out(f"restart: old Tune state removed, {discarded} old MLflow runs moved to MLflow's trash")
-    if not any(tune.Tuner.can_restore(d) for d in (experiment_dir, f"{experiment_dir}/tune")):
+    if not any(tune.Tuner.can_restore(d) for d in (experiment_dir,
+                                                      f"{experiment_dir}/{PHASE_TUNE}")):
         out(f"study {spec.name!r}: MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
         _save_space(spec, experiment_dir)
 
@@ -325,7 +327,7 @@ def run_study(
     if outcome is None:
         out(f"study {spec.name!r} interrupted between phases; resume with: "
             f"harness run --resume {spec.name}")
-        return StudyOutcome(1, 0, 0)
+        return StudyOutcome(0, 0, 0, stopped=True)
     total = outcome.total
     if outcome.interrupted or closed:
         out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
