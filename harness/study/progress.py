@@ -9,7 +9,8 @@ and at most every `interval_s` in between. Counts come from Tune's own trial lis
 study counts the trials it finished before. ETA = elapsed / epochs finished in this session ×
 epochs left in the grid (a trial that ended early has none left). A trial that Tune retries (its
 worker or node was lost, or it crashed and `max_failures` allows another try) gets one line
-naming it and the epoch it resumes after.
+naming it and the epoch it resumes after. In a packed study every count is of trials (the
+members), not of packs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ray import tune
 
+from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.run_schema import STATUS_DIVERGED
 from harness.study.tracking import run_name
 
@@ -40,12 +42,20 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return "#" * filled + "-" * (width - filled)
 
 
-def _key(trial) -> str:
-    return trial.config["trial"]["trial_key"]
+def _members(trial) -> list[dict]:
+    return member_configs(trial.config["trial"])
+
+
+def _reports(trial, result) -> list[tuple[dict, dict]]:
+    return member_results(trial.config["trial"], result or {})
 
 
 def _name(trial) -> str:
-    return run_name(trial.config["trial"])
+    """A trial's run name, or a pack's key and size."""
+    config = trial.config["trial"]
+    if PACK_MEMBERS in config:
+        return f"{config['trial_key']} ({len(config[PACK_MEMBERS])} trials)"
+    return run_name(config)
 
 
 class ProgressPrinter(tune.Callback):
@@ -83,19 +93,27 @@ class ProgressPrinter(tune.Callback):
         return self.out.isatty()
 
     def line(self, trials) -> str:
-        ended = {_key(t) for t in trials if t.status in ENDED} | self.ended
-        running = sum(t.status == "RUNNING" and _key(t) not in ended for t in trials)
+        ended = {m["trial_key"] for t in trials if t.status in ENDED for m in _members(t)}
+        ended |= self.ended
+        running = sum(t.status == "RUNNING" and m["trial_key"] not in ended
+                      for t in trials for m in _members(t))
+        reported = {m["trial_key"]: r for t in trials for m, r in _reports(t, t.last_result)}
         left = 0
+        known = 0
         for trial in trials:
-            key = _key(trial)
-            if key not in ended:
-                done = max(self.epochs_done.get(key, 0), int(trial.last_result.get("epoch", 0)))
-                left += self.epochs - done
-        left += (self.total - len(trials)) * self.epochs
+            for member in _members(trial):
+                key = member["trial_key"]
+                known += 1
+                if key not in ended:
+                    done = max(self.epochs_done.get(key, 0),
+                               int(reported.get(key, {}).get("epoch", 0)))
+                    left += self.epochs - done
+        left += (self.total - known) * self.epochs
         elapsed = time.monotonic() - self.started
         eta = clock(elapsed / self.session_epochs * left) if self.session_epochs else "?"
         for trial in trials:  # a resumed study starts from what its trials reported before
-            self._better(trial.last_result.get(self.metric), trial)
+            for member, result in _reports(trial, trial.last_result):
+                self._better(result.get(self.metric), member)
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         fraction = 1 - left / (self.total * self.epochs) if self.total else 1
         return (f"[{clock(elapsed)}] {bar(fraction)} {len(ended)}/{self.total} trials done, "
@@ -121,33 +139,37 @@ class ProgressPrinter(tune.Callback):
             self.out.write((event + "\n" if event else "") + self.line(trials) + "\n")
         self.out.flush()
 
-    def _better(self, value, trial) -> None:
+    def _better(self, value, config: dict) -> None:
         if isinstance(value, float) and value == value and (self.best is None or value > self.best[0]):
-            self.best = (value, _name(trial))
+            self.best = (value, run_name(config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        key = _key(trial)
-        epoch = int(result.get("epoch", 0))
-        if epoch > self.epochs_done.get(key, 0):
-            self.session_epochs += 1
-            self.epochs_done[key] = epoch
-        self._better(result.get(self.metric), trial)
-        if result.get("status") == STATUS_DIVERGED:
-            self.diverged += 1
+        for member, reported in _reports(trial, result):
+            key = member["trial_key"]
+            epoch = int(reported.get("epoch", 0))
+            if epoch > self.epochs_done.get(key, 0):
+                self.session_epochs += 1
+                self.epochs_done[key] = epoch
+            self._better(reported.get(self.metric), member)
+            if reported.get("status") == STATUS_DIVERGED and key not in self.ended:
+                self.diverged += 1
+            if "status" in reported and PACK_MEMBERS in trial.config["trial"]:
+                self.ended.add(key)  # a member ends before its pack
         self._show(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended.add(_key(trial))
+        self.ended.update(m["trial_key"] for m in _members(trial))
         self._show(trials, force=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended.add(_key(trial))
-        self.failed += 1
+        keys = {m["trial_key"] for m in _members(trial)} - self.ended
+        self.ended.update(keys)
+        self.failed += len(keys)
         self._show(trials, f"{_name(trial)} failed after {trial.num_failures} tries: "
                            f"{_last_error_line(trial)}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        epoch = int(trial.last_result.get("epoch", 0))
+        epoch = int((trial.last_result or {}).get("epoch", 0))
         self._show(trials, f"{_name(trial)} stopped ({_last_error_line(trial)}); it resumes "
                            f"after epoch {epoch} (try {trial.num_failures + 1})")
 

@@ -99,5 +99,7 @@ TAG_PHASE = "phase"
 TAG_ARM = "arm"
 TAG_BUDGET = "budget"
 TAG_PARENT_RUN = "mlflow.parentRunId"
+TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run's trial
+TAG_PACK_SIZE = "pack_size"
 CHOSEN_PREFIX = "chosen."  # chosen.point, chosen.score, chosen.learning_rate, chosen.sigma, ...
 RANGE_PREFIX = "range."  # range.learning_rate.low / .high / .log on an arm's parent run

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.study.packs import PACK_MEMBERS, member_configs, pack_configs, pack_size
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, parse_space, trial_configs
 from harness.study.tracking_uri import resolve_tracking_uri
@@ -86,15 +87,18 @@ def _check_resources(spec: StudySpec, where: str, embedded: bool, out=print) -> 
 
 
 def _trainable(spec: StudySpec):
+    """One trial per Tune trial, or (a packed study) one pack per Tune trial."""
     from ray import tune
 
-    from harness.study.trial import train_trial
-
-    return tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    if spec.packing:
+        from harness.study.pack_trial import train_pack as trainable
+    else:
+        from harness.study.trial import train_trial as trainable
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
 def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
-               tracking_uri: str, max_concurrent: int | None):
+               tracking_uri: str, max_concurrent: int | None, total: int):
     from ray import tune
 
     from harness.study.progress import ProgressPrinter
@@ -121,7 +125,7 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[
                 MLflowRecorder(tracking_uri, spec.experiment_name, spec.name),
-                ProgressPrinter(len(configs), spec.epochs),
+                ProgressPrinter(total, spec.epochs),
             ],
             verbose=0,
         ),
@@ -145,7 +149,13 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
                                    resume_unfinished=True, resume_errored=True)
     else:
         out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
-        tuner = _new_tuner(spec, configs, storage, name, tracking_uri, max_concurrent)
+        runs = configs
+        if spec.packing:
+            size, why = pack_size(spec, configs)
+            runs = pack_configs(configs, size)
+            out(f"{label}: packing {spec.packing}: {len(configs)} trials in {len(runs)} packs "
+                f"of at most {size} ({why})")
+        tuner = _new_tuner(spec, runs, storage, name, tracking_uri, max_concurrent, len(configs))
     in_main_thread = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
@@ -158,28 +168,34 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     # Stopped by Ctrl-C, Tune marks the unfinished trials TERMINATED too: what ended normally
     # is what the recorder closed as finished or diverged.
     finished = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
-    return StudyOutcome(len(configs), finished, results.num_errors), results
+    errored = sum(len(member_configs(r.config["trial"])) for r in results if r.error is not None)
+    return StudyOutcome(len(configs), finished, errored), results
 
 
 def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]:
-    """trial_key -> (status, per-epoch values of `metric`) from a tune phase's Tune results.
+    """trial_key -> (status, per-epoch values of `metric`) from a tune phase's Tune results
+    (a pack's result: one entry per member, from its columns `members/KEY/...`).
 
     An epoch re-reported after a restore keeps its first value (as in MLflow)."""
     from harness.study.run_schema import STATUS_FAILED, STATUS_FINISHED
 
     outcomes = {}
     for result in results:
-        key = result.config["trial"]["trial_key"]
-        if result.error is not None:
-            outcomes[key] = (STATUS_FAILED, [])
-            continue
-        frame = result.metrics_dataframe
-        if frame is None or metric not in frame:
-            outcomes[key] = (STATUS_FAILED, [])
-            continue
-        frame = frame.drop_duplicates("epoch", keep="first").sort_values("epoch")
-        status = (result.metrics or {}).get("status") or STATUS_FINISHED
-        outcomes[key] = (status, [float(v) for v in frame[metric]])
+        config = result.config["trial"]
+        for member in member_configs(config):
+            key = member["trial_key"]
+            frame = result.metrics_dataframe if result.error is None else None
+            prefix = f"{PACK_MEMBERS}/{key}/" if PACK_MEMBERS in config else ""
+            if frame is not None and prefix:
+                frame = frame.filter(like=prefix).rename(columns=lambda c: c[len(prefix):])
+                frame = frame.dropna(subset=["epoch"]) if "epoch" in frame else None
+            if frame is None or metric not in frame:
+                outcomes[key] = (STATUS_FAILED, [])
+                continue
+            frame = frame.drop_duplicates("epoch", keep="first").sort_values("epoch")
+            statuses = frame["status"].dropna() if "status" in frame else []
+            status = statuses.iloc[-1] if len(statuses) else STATUS_FINISHED
+            outcomes[key] = (status, [float(v) for v in frame[metric]])
     return outcomes
 
 

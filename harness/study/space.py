@@ -36,6 +36,9 @@ optimizers leave the tuned hyper-parameters out and mark a Langevin arm with `si
       metric: val_accuracy            # val_accuracy or val_loss
       mode: max
       score_epoch: last               # last or best epoch counts
+
+`packing: K` (or `auto`) trains up to K compatible trials as one packed model (dense nets, one
+device each; `harness.study.packs`): the same trials and MLflow runs, fewer, larger steps.
 """
 
 from __future__ import annotations
@@ -235,6 +238,17 @@ class StudySpec(_Strict):
     storage_path: str | None = Field(None, description="Ray results; default ./results")
 
     tuning: TuningSpec | None = Field(None, description="fair-comparison protocol; None: grid")
+    packing: int | Literal["auto"] | None = Field(
+        None, description="train up to K compatible trials as one packed model; auto: K from "
+        "the model size and the device memory; None: one model per trial")
+
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _packing(cls, packing):
+        if packing is None or packing == "auto" or (
+                isinstance(packing, int) and not isinstance(packing, bool) and packing >= 1):
+            return packing
+        raise ValueError(f"got {packing!r}; allowed: an integer >= 1, or auto")
 
     @field_validator("seeds")
     @classmethod
@@ -275,6 +289,7 @@ def parse_space(data: Any, path: Path) -> StudySpec:
         _check_tuning(spec, path)
     _check_optimizers(spec, path)
     _check_models(spec, path)
+    _check_packing(spec, path)
     return spec
 
 
@@ -390,6 +405,22 @@ def _construct(opt: OptimizerSpec, values: dict, where: str, value_field: str) -
                              **values)
     except ValueError as exc:
         raise HarnessError(f"{value_field}: {exc}") from None
+
+
+def _check_packing(spec: StudySpec, path: Path) -> None:
+    """A packed study trains float32 dense nets on one device."""
+    from harness.packing.model import PACKABLE_FAMILIES
+
+    if spec.packing in (None, 1):
+        return
+    where = f"{path}: field 'packing' ({spec.packing})"
+    if spec.model.family not in PACKABLE_FAMILIES:
+        raise HarnessError(f"{where}: model family {spec.model.family!r} cannot be packed; "
+                           f"allowed families: {', '.join(PACKABLE_FAMILIES)} (or no packing)")
+    if spec.mixed_precision:
+        raise HarnessError(f"{where}: packs train in float32; allowed: mixed_precision: false")
+    if spec.resources.gpu > 1:
+        raise HarnessError(f"{where}: a pack trains on one device; allowed: resources.gpu <= 1")
 
 
 def _check_models(spec: StudySpec, path: Path) -> None:

@@ -38,6 +38,8 @@ from harness.study.run_schema import (
     STATUS_RUNNING,
     TAG_ARM,
     TAG_BUDGET,
+    TAG_PACK,
+    TAG_PACK_SIZE,
     TAG_PAIR,
     TAG_PARENT_RUN,
     TAG_PHASE,
@@ -47,6 +49,7 @@ from harness.study.run_schema import (
     TAG_TRIAL_KEY,
     TAG_VARIANT,
 )
+from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.space import flatten
 from harness.study.tracking_uri import artifact_location
 
@@ -229,11 +232,13 @@ class MLflowRecorder(tune.Callback):
     def _reset(self):
         self._client = None
         self._experiment_id = None
-        self._existing: dict[str, str] | None = None  # trial_key → run_id from earlier drivers
+        # trial_key → (run_id, status tag) of the runs earlier drivers made
+        self._existing: dict[str, tuple[str, str]] | None = None
         self._runs: dict[str, str] = {}  # trial_key → run_id
         self._last_epoch: dict[str, int] = {}  # run_id → last logged epoch
         self._logged: dict[str, dict[int, dict[str, float]]] = {}  # run_id → epoch → metrics
         self._status: dict[str, str] = {}  # run_id → status reported by the trial
+        self._ended: set[str] = set()  # run_ids closed (finished, diverged or failed)
         self._arm_runs: dict[str, str] = {}  # arm → parent run_id (tuned studies)
 
     def __getstate__(self):  # Tune pickles callbacks with the experiment state
@@ -254,35 +259,40 @@ class MLflowRecorder(tune.Callback):
         return self._client
 
     # -- runs ------------------------------------------------------------------------------------
-    def _existing_runs(self) -> dict[str, str]:
-        """trial_key → run_id of the trial runs already in the study (one search per driver)."""
+    def _existing_runs(self) -> dict[str, tuple[str, str]]:
+        """trial_key → (run_id, status tag) of the trial runs already in the study (one search
+        per driver)."""
         if self._existing is None:
             runs = self.client.search_runs([self._experiment_id],
                                            f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'",
                                            max_results=50000)
-            self._existing = {r.data.tags[TAG_TRIAL_KEY]: r.info.run_id for r in runs
-                              if TAG_TRIAL_KEY in r.data.tags}
+            self._existing = {r.data.tags[TAG_TRIAL_KEY]: (r.info.run_id, r.data.tags.get(
+                TAG_STATUS, "")) for r in runs if TAG_TRIAL_KEY in r.data.tags}
         return self._existing
 
-    def _run_id(self, trial) -> str:
-        config = trial.config["trial"]
+    def _run_id(self, config: dict, pack: dict | None = None) -> str:
+        """The run of the trial `config` (a member of `pack`, if packed): made on first sight,
+        reopened when an earlier driver's run did not end normally; a run that ended normally
+        stays closed (its trial, re-reported after a restore, adds nothing)."""
         key = config["trial_key"]
         if key in self._runs:
             return self._runs[key]
         client = self.client
-        run_id = self._existing_runs().get(key)
-        if run_id is not None:  # a resumed or retried trial continues its own run
+        run_id, status = self._existing_runs().get(key, (None, None))
+        if status in (STATUS_FINISHED, STATUS_DIVERGED):
+            self._ended.add(run_id)
+        elif run_id is not None:  # a resumed or retried trial continues its own run
             client.update_run(run_id, status="RUNNING")
             history = client.get_metric_history(run_id, "train_loss")
             self._last_epoch[run_id] = max((m.step for m in history), default=0)
         else:
-            run_id = self._create_run(config)
+            run_id = self._create_run(config, pack)
             self._last_epoch[run_id] = 0
         self._runs[key] = run_id
         self._logged[run_id] = {}
         return run_id
 
-    def _create_run(self, config: dict) -> str:
+    def _create_run(self, config: dict, pack: dict | None) -> str:
         import ray
         from mlflow.entities import Param
 
@@ -302,6 +312,8 @@ class MLflowRecorder(tune.Callback):
             "ray_version": ray.__version__,
             "mlflow.runName": run_name(config),
         }
+        if pack is not None:
+            tags.update({TAG_PACK: pack["trial_key"], TAG_PACK_SIZE: str(len(pack[PACK_MEMBERS]))})
         if "arm" in config:  # a tuned study: the trial is a child of its arm's run
             if config["arm"] not in self._arm_runs:
                 self._arm_runs.update(_arm_runs(self.client, self._experiment_id))
@@ -314,14 +326,11 @@ class MLflowRecorder(tune.Callback):
             self.client.log_batch(run.info.run_id, params=params[start:start + 100])
         return run.info.run_id
 
-    # -- Tune hooks ------------------------------------------------------------------------------
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._run_id(trial)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def _log(self, run_id: str, result: dict) -> None:
+        """One epoch's report of one trial: metrics (an epoch logged before keeps its first
+        value) and provenance tags."""
         from mlflow.entities import Metric, RunTag
 
-        run_id = self._run_id(trial)
         # provenance and status follow the latest report, even of an epoch logged before: a
         # trial restored from an older checkpoint tags where and from which epoch it resumed
         tags = [RunTag(key, str(result[key])) for key in PROVENANCE_KEYS if key in result]
@@ -338,15 +347,37 @@ class MLflowRecorder(tune.Callback):
         if metrics or tags:
             self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
+    # -- Tune hooks ------------------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        config = trial.config["trial"]
+        pack = config if PACK_MEMBERS in config else None
+        for member in member_configs(config):
+            self._run_id(member, pack)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        config = trial.config["trial"]
+        pack = config if PACK_MEMBERS in config else None
+        for member, reported in member_results(config, result):
+            run_id = self._run_id(member, pack)
+            if run_id in self._ended:
+                continue
+            self._log(run_id, reported)
+            if pack is not None and "status" in reported:  # a member ends before its pack
+                self._finish(member, run_id, reported["status"], "FINISHED")
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self._run_id(trial)
-        self._finish(trial, run_id, self._status.get(run_id, STATUS_FINISHED), "FINISHED")
+        for member in member_configs(trial.config["trial"]):
+            run_id = self._run_id(member)
+            if run_id not in self._ended:
+                self._finish(member, run_id, self._status.get(run_id, STATUS_FINISHED), "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self._run_id(trial)
         error = str(getattr(trial, "error_msg", None) or "").strip()
-        self._finish(trial, run_id, STATUS_FAILED, "FAILED",
-                     error=error.splitlines()[-1][:500] if error else None)
+        for member in member_configs(trial.config["trial"]):
+            run_id = self._run_id(member)
+            if run_id not in self._ended:
+                self._finish(member, run_id, STATUS_FAILED, "FAILED",
+                             error=error.splitlines()[-1][:500] if error else None)
 
     def _history(self, run_id: str) -> pd.DataFrame:
         """The run's per-epoch metrics: what this driver logged, plus (for a run an earlier
@@ -360,7 +391,7 @@ class MLflowRecorder(tune.Callback):
         frame = pd.DataFrame.from_dict(logged, orient="index")
         return frame.reindex(columns=list(EPOCH_METRICS)).sort_index().rename_axis("epoch")
 
-    def _finish(self, trial, run_id: str, status: str, mlflow_status: str,
+    def _finish(self, config: dict, run_id: str, status: str, mlflow_status: str,
                 error: str | None = None) -> None:
         from mlflow.entities import RunTag
 
@@ -368,7 +399,8 @@ class MLflowRecorder(tune.Callback):
         tags = [RunTag(TAG_STATUS, status)] + ([RunTag("error", error)] if error else [])
         client.log_batch(run_id, tags=tags)
         with tempfile.TemporaryDirectory() as directory:
-            pd.Series(trial.config["trial"]).to_json(Path(directory) / "config.json", indent=2)
+            pd.Series(config).to_json(Path(directory) / "config.json", indent=2)
             self._history(run_id).to_csv(Path(directory) / "history.csv")
             client.log_artifacts(run_id, directory)
         client.set_terminated(run_id, status=mlflow_status)
+        self._ended.add(run_id)

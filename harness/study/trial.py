@@ -33,7 +33,7 @@ MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     import keras
     import numpy as np
 
@@ -42,7 +42,33 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)  # Python, NumPy and the TF/Keras global generators
 
 
-def _make_optimizer(config: dict, steps_per_epoch: int, model):
+def open_trial_splits(config: dict, replicas: int = 1):
+    """The trial's `Splits`: its dataset, global batch (per-replica batch × replicas), its seed's
+    validation carve and data order."""
+    from harness.data import open_splits
+
+    return open_splits(
+        config["dataset"],
+        batch_size=config["batch_size"] * replicas,
+        seed=config["seed"],
+        validation_size=config["validation_size"],
+        augment=config["augment"],
+        standardize=config["standardize"],
+        data_dir=config["data_dir"],
+        limit=config["limit"],
+        **config["dataset_options"],
+    )
+
+
+def build_trial_model(config: dict, splits):
+    """The trial's freshly initialised model (initialised from the global seed: seed first)."""
+    from harness.models import build_model
+
+    return build_model(config["model"], depth=config["depth"], input_shape=splits.info.input_shape,
+                       num_classes=splits.info.num_classes, **config["model_options"])
+
+
+def make_optimizer(config: dict, steps_per_epoch: int, model):
     from harness.optimizers import OPTIMIZERS
     from harness.optimizers.schedules import from_spec
 
@@ -77,7 +103,7 @@ def _save_checkpoint(model, state: dict, directory: Path) -> None:
     (directory / STATE_FILE).write_text(json.dumps(state))
 
 
-def _provenance(strategy, memory_limit_mb) -> dict:
+def provenance(strategy, memory_limit_mb) -> dict:
     """Reported with a trial's first epoch; the recorder turns them into run tags."""
     import ray
     import tensorflow as tf
@@ -112,7 +138,7 @@ def _training_clock():
     return TrainingClock()
 
 
-def _finite(*values) -> bool:
+def finite(*values) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
@@ -122,8 +148,6 @@ def train_trial(tune_config: dict) -> None:
     from ray import tune
 
     import harness.optimizers  # noqa: F401  (registers the classes load_model needs)
-    from harness.data import open_splits
-    from harness.models import build_model
 
     config = tune_config["trial"]
     keras.backend.clear_session()
@@ -132,28 +156,16 @@ def train_trial(tune_config: dict) -> None:
     )
     strategy, memory_limit = devices.strategy()
     replicas = strategy.num_replicas_in_sync
-    _seed_everything(config["seed"])
+    seed_everything(config["seed"])
 
-    splits = open_splits(
-        config["dataset"],
-        batch_size=config["batch_size"] * replicas,
-        seed=config["seed"],
-        validation_size=config["validation_size"],
-        augment=config["augment"],
-        standardize=config["standardize"],
-        data_dir=config["data_dir"],
-        limit=config["limit"],
-        **config["dataset_options"],
-    )
+    splits = open_trial_splits(config, replicas)
     steps_per_epoch = splits.steps_per_epoch
 
     checkpoint = tune.get_checkpoint()
     with strategy.scope():
         if checkpoint is None:
-            model = build_model(config["model"], depth=config["depth"],
-                                input_shape=splits.info.input_shape,
-                                num_classes=splits.info.num_classes, **config["model_options"])
-            optimizer = _make_optimizer(config, steps_per_epoch, model)
+            model = build_trial_model(config, splits)
+            optimizer = make_optimizer(config, steps_per_epoch, model)
             start_epoch = 0
         else:
             with checkpoint.as_directory() as directory:
@@ -178,8 +190,8 @@ def train_trial(tune_config: dict) -> None:
             "images_per_s": splits.num_train / clock.seconds,  # training only
         }
         if epoch == start_epoch + 1:
-            metrics.update(_provenance(strategy, memory_limit), resumed_from_epoch=start_epoch)
-        if not _finite(metrics["train_loss"]):
+            metrics.update(provenance(strategy, memory_limit), resumed_from_epoch=start_epoch)
+        if not finite(metrics["train_loss"]):
             tune.report({**metrics, "status": STATUS_DIVERGED})
             return
         if epoch == config["epochs"] and config.get("phase") == PHASE_TUNE:
@@ -187,7 +199,7 @@ def train_trial(tune_config: dict) -> None:
         elif epoch == config["epochs"]:
             test_loss, test_accuracy = model.evaluate(splits.test, verbose=0)
             metrics.update(test_loss=test_loss, test_accuracy=test_accuracy,
-                           status=STATUS_DIVERGED if not _finite(test_loss) else STATUS_FINISHED)
+                           status=STATUS_DIVERGED if not finite(test_loss) else STATUS_FINISHED)
         if epoch == config["epochs"]:  # nothing left to resume: no checkpoint to write
             tune.report(metrics)
             return

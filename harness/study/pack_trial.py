@@ -1,0 +1,172 @@
+"""One pack: K compatible trials trained as one packed model, each reported as its own trial.
+
+`train_pack(config)` is the Ray Tune function trainable of a packed study (config =
+{"trial": pack config of `packs.pack_configs`}). It does for its members exactly what
+`trial.train_trial` does for one trial:
+- member k's weights are those its own trial would start from (its unpacked model built after
+  seeding with its seed), its batches come in its own seed's order (the global TF seed is set to
+  its seed before its epoch's pipeline is made, as in its own trial), and its learning rate, σ
+  and noise seed are its own (a packed optimizer: one value per member);
+- every epoch reports {"epoch": e, "members": {trial_key: that trial's metrics}} (the metrics of
+  `run_schema.EPOCH_METRICS`, the provenance with the first epoch, the test metrics and the
+  status with its last) and, but after the last epoch, a checkpoint of the whole pack: weights,
+  optimizer state, epoch and each member's status;
+- a member whose training loss is NaN or infinite reports `diverged` at that epoch and is masked
+  out of the step; the others go on (`packing.train.PackedTrainer`);
+- runs on one device (the CPU, or its GPU or share of one: `devices.strategy`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.study import devices
+from harness.study.packs import PACK_MEMBERS
+from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED, STATUS_RUNNING
+from harness.study.trial import (
+    build_trial_model,
+    finite,
+    make_optimizer,
+    open_trial_splits,
+    provenance,
+    seed_everything,
+)
+
+WEIGHTS_FILE = "pack.npz"
+STATE_FILE = "state.json"
+
+
+def pack_optimizer_config(members: list[dict]) -> dict:
+    """The members' shared config with per-member learning rates, σ and seeds (lists); the σ
+    schedule and Layer Langevin fraction of the noisy members (a member with σ = 0 has no noise
+    for them to shape)."""
+    noisy = [m for m in members if m["sigma"]] or members[:1]
+    return {**members[0], "learning_rate": [m["learning_rate"] for m in members],
+            "sigma": [m["sigma"] for m in members], "seed": [m["seed"] for m in members],
+            "sigma_schedule": noisy[0]["sigma_schedule"],
+            "layer_fraction": noisy[0]["layer_fraction"]}
+
+
+def build_pack(members: list[dict], splits):
+    """The packed model, every member initialised as its own trial would be."""
+    from harness.packing.model import build_packed, load_members
+
+    own = []
+    for member in members:
+        seed_everything(member["seed"])
+        own.append(build_trial_model(member, splits))
+    first = members[0]
+    packed = build_packed(first["model"], first["depth"], splits.info.input_shape,
+                          splits.info.num_classes, len(members), **first["model_options"])
+    load_members(packed, own)
+    return packed
+
+
+def _train_batches(all_splits, members: list[dict], epoch: int):
+    """The members' batches of `epoch`, side by side, each in its own trial's order."""
+    import tensorflow as tf
+
+    from harness.packing.train import zip_members
+
+    datasets = []
+    for splits, member in zip(all_splits, members, strict=True):
+        tf.random.set_seed(member["seed"])  # the global seed its own trial's pipelines see
+        datasets.append(splits.train(epoch))
+    return zip_members(datasets)
+
+
+def _save(directory: Path, model, optimizer, state: dict) -> None:
+    values = [v.numpy() for v in model.weights] + [v.numpy() for v in optimizer.variables]
+    np.savez(directory / WEIGHTS_FILE, *values)
+    (directory / STATE_FILE).write_text(json.dumps(state))
+
+
+def _restore(directory: Path, model, optimizer) -> dict:
+    with np.load(directory / WEIGHTS_FILE) as saved:
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    variables = list(model.weights) + list(optimizer.variables)
+    if len(values) != len(variables):
+        raise HarnessError(f"pack checkpoint has {len(values)} arrays, the pack {len(variables)}")
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+    return json.loads((directory / STATE_FILE).read_text())
+
+
+def train_pack(tune_config: dict) -> None:
+    """Ray Tune function trainable over the param space {"trial": pack config}; returns None."""
+    import keras
+    from ray import tune
+
+    from harness.packing.train import PackedTrainer, zip_members
+
+    members = tune_config["trial"][PACK_MEMBERS]
+    first = members[0]
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+    strategy, memory_limit = devices.strategy()
+    if strategy.num_replicas_in_sync > 1:
+        raise HarnessError("a pack trains on one device; resources.gpu must be at most 1")
+    all_splits = [open_trial_splits(member) for member in members]
+    splits = all_splits[0]
+    model = build_pack(members, splits)
+    optimizer = make_optimizer(pack_optimizer_config(members), splits.steps_per_epoch, model)
+    trainer = PackedTrainer(model, optimizer, jit_compile=first["jit_compile"] is not False)
+    validation = (zip_members([s.validation for s in all_splits])
+                  if splits.validation is not None else None)
+
+    status = {m["trial_key"]: STATUS_RUNNING for m in members}
+    start_epoch = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = _restore(Path(directory), model, optimizer)
+        start_epoch, status = state["epoch"], state["status"]
+    for k, member in enumerate(members):
+        if status[member["trial_key"]] != STATUS_RUNNING:
+            trainer.drop(k)
+
+    for epoch in range(start_epoch + 1, first["epochs"] + 1):
+        started = time.perf_counter()
+        train_loss, train_accuracy = trainer.fit_epoch(_train_batches(all_splits, members, epoch))
+        training = time.perf_counter() - started
+        val_loss, val_accuracy = (trainer.evaluate(validation) if validation is not None
+                                  else (np.full(len(members), np.nan),) * 2)
+        seconds = time.perf_counter() - started
+        last = epoch == first["epochs"]
+        test = trainer.evaluate(zip_members([s.test for s in all_splits])) \
+            if last and first.get("phase") != PHASE_TUNE else None
+        reports = {}
+        for k, member in enumerate(members):
+            key = member["trial_key"]
+            if status[key] != STATUS_RUNNING:
+                continue
+            metrics = {"epoch": epoch, "train_loss": float(train_loss[k]),
+                       "train_accuracy": float(train_accuracy[k]), "val_loss": float(val_loss[k]),
+                       "val_accuracy": float(val_accuracy[k]), "epoch_time_s": seconds,
+                       "images_per_s": splits.num_train / training}
+            if epoch == start_epoch + 1:
+                metrics.update(provenance(strategy, memory_limit), resumed_from_epoch=start_epoch)
+            if not finite(metrics["train_loss"]):
+                status[key] = metrics["status"] = STATUS_DIVERGED
+                trainer.drop(k)
+            elif last and test is not None:
+                test_loss, test_accuracy = float(test[0][k]), float(test[1][k])
+                metrics.update(test_loss=test_loss, test_accuracy=test_accuracy)
+                status[key] = metrics["status"] = (STATUS_FINISHED if finite(test_loss)
+                                                   else STATUS_DIVERGED)
+            elif last:
+                status[key] = metrics["status"] = STATUS_FINISHED
+            reports[key] = metrics
+        result = {"epoch": epoch, PACK_MEMBERS: reports}
+        if last or all(s != STATUS_RUNNING for s in status.values()):
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            _save(Path(directory), model, optimizer, {"epoch": epoch, "status": status})
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))

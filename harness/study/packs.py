@@ -1,0 +1,104 @@
+"""Packing a study's trials (issue 15): which trials share a pack, and each member's own view.
+
+A study file's `packing: K` (or `auto`) groups the trials of each Tune experiment that can train
+as one packed model: the same config in everything but the fields of `MEMBER_FIELDS` (seed,
+learning rate, σ and what names the trial). Groups keep the order of the trials and are cut into
+packs of at most K. A pack is one Tune trial, {"trial_key": …, "members": [trial configs]}; every
+member keeps its own trial config, key and MLflow run, as if it had run alone.
+
+`auto` takes K = min(the largest group, K_max, what fits the memory), K_max = 32 with a GPU and
+8 on CPUs (where a step is already compute-bound; `benchmarks/packing.py` measures it), the
+memory per member estimated by `limits.trial_bytes`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+PACK_MEMBERS = "members"
+# what may differ between the members of one pack: the rest of their configs is equal
+MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "variant", "arm",
+                 "point")
+AUTO = "auto"
+AUTO_MAX = {"cpu": 8, "gpu": 32}
+
+
+def member_configs(config: dict) -> list[dict]:
+    """The trial configs a Tune trial's config stands for: a pack's members, or itself."""
+    return config[PACK_MEMBERS] if PACK_MEMBERS in config else [config]
+
+
+def member_results(config: dict, result: dict) -> list[tuple[dict, dict]]:
+    """(trial config, that trial's result) for every trial a Tune result reports on."""
+    if PACK_MEMBERS not in config:
+        return [(config, result)]
+    reported = result.get(PACK_MEMBERS) or {}
+    return [(m, reported[m["trial_key"]]) for m in config[PACK_MEMBERS]
+            if m["trial_key"] in reported]
+
+
+def _shared(config: dict) -> str:
+    """What must be equal within a pack; σ's schedule and the Layer Langevin fraction count
+    only for a noisy trial (σ = 0 has no noise for them to shape)."""
+    shared = {k: v for k, v in config.items() if k not in MEMBER_FIELDS}
+    if not config["sigma"]:
+        shared.update(sigma_schedule=None, layer_fraction=None)
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def _pack(members: list[dict]) -> dict:
+    first = members[0]
+    digest = hashlib.sha1("".join(m["trial_key"] for m in members).encode()).hexdigest()[:8]
+    return {"trial_key": f"pack-{first['model']}{first['depth']}-{first['optimizer']}-"
+                         f"x{len(members)}-{digest}", PACK_MEMBERS: members}
+
+
+def pack_configs(configs: list[dict], size: int) -> list[dict]:
+    """The trials as packs of at most `size` compatible trials, in the trials' order."""
+    groups: dict[str, list[dict]] = {}
+    for config in configs:
+        groups.setdefault(_shared(config), []).append(config)
+    return [_pack(group[start:start + size]) for group in groups.values()
+            for start in range(0, len(group), size)]
+
+
+def largest_group(configs: list[dict]) -> int:
+    groups: dict[str, int] = {}
+    for config in configs:
+        groups[_shared(config)] = groups.get(_shared(config), 0) + 1
+    return max(groups.values(), default=1)
+
+
+def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
+    """(K, why) for `packing: auto` (see the module docstring)."""
+    from harness.data.catalog import dataset_info
+    from harness.study.limits import memory_limit_bytes, network_size, trial_bytes
+
+    device = "gpu" if spec.resources.gpu else "cpu"
+    group = largest_group(configs)
+    info = dataset_info(spec.dataset.name, **spec.dataset.options)
+    depth = max(c["depth"] for c in configs)
+    size = network_size(spec.model.family, depth, info.input_shape, info.num_classes,
+                        **spec.model.options)
+    limit, _ = memory_limit_bytes()
+    if spec.resources.gpu:
+        from harness.study.devices import gpu_total_mb
+
+        total = gpu_total_mb(0)
+        if total:
+            limit = int(total * 2**20 * min(1.0, spec.resources.gpu))
+    member = trial_bytes(size, spec.dataset.batch_size, 0, info.input_shape) if size else 0
+    fits = max(1, limit // member) if member else AUTO_MAX[device]
+    k = max(1, min(group, AUTO_MAX[device], fits))
+    return k, (f"largest group of compatible trials {group}, at most {AUTO_MAX[device]} on "
+               f"{device.upper()}, memory for {fits}")
+
+
+def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
+    """(K, why) of the study's `packing` field (1: no packing)."""
+    if not spec.packing:
+        return 1, "packing off"
+    if spec.packing == AUTO:
+        return auto_pack_size(spec, configs)
+    return int(spec.packing), "packing field"
