@@ -60,7 +60,7 @@ class LAdadelta(LangevinOptimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         a, d = self._grad_squares[index], self._delta_squares[index]
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self.member_rate(learning_rate, variable)
         gradient = ops.cast(gradient, variable.dtype)
 
         self.assign_add(a, (ops.square(gradient) - a) * (1 - self.beta_2))

@@ -51,7 +51,7 @@ class LAdagrad(LangevinOptimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         s = self._accumulators[self._get_variable_index(variable)]
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self.member_rate(learning_rate, variable)
         gradient = ops.cast(gradient, variable.dtype)
 
         self.assign_add(s, ops.square(gradient))

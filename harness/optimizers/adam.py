@@ -66,7 +66,7 @@ class LAdam(LangevinOptimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self.member_rate(learning_rate, variable)
         gradient = ops.cast(gradient, variable.dtype)
         step = ops.cast(self.iterations + 1, variable.dtype)
         beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), step)

@@ -18,6 +18,17 @@ last noisy variable is drawn, which leaves the numbers unchanged). One fused dra
 op chain per variable. The noise is reproducible from `seed`, different for every variable and
 step (disjoint slices and streams), identical on every replica of a `MirroredStrategy` (each
 replica draws the same stream on its own device), and the same with and without XLA.
+
+Packed optimizer (seed = [s_0, …, s_{K−1}]: K members trained as one model whose every variable
+has a leading member axis K): member k draws exactly what an unpacked optimizer with seed s_k
+would draw,
+
+    ξ_{k,t,i} = philox_normal((N,), s_k, t)[o_i : o_i + n_i],   n_i = prod(shape_i[1:])
+
+(N, o_i from one member's sizes), stacked over members to [K, N], scaled row by row by
+σ_{k,t} √γ_{k,t}, split along axis 1 and reshaped to the packed variable's shape [K, …]. γ and
+σ are then floats (shared) or `MemberRates` (one per member); every rate that meets a variable
+goes through `member_rate`, which puts a [K] vector on the member axis.
 """
 
 from __future__ import annotations
@@ -31,10 +42,26 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from harness.optimizers.layer_langevin import check_fraction, noisy_variable_paths
 from harness.optimizers.noise import philox_normal
+from harness.optimizers.schedules import MemberRates
+
+# Keras options that act across a whole variable (clipping norms) or need a scalar learning rate
+# (decoupled weight decay): they would mix the members of a packed optimizer.
+PACKED_REFUSED = ("weight_decay", "clipnorm", "global_clipnorm")
 
 
-def check_rate(name: str, value, *, allow_zero: bool):
-    """A float ≥ 0 (or > 0) or a `LearningRateSchedule`; anything else is a ValueError naming `name`."""
+def check_rate(name: str, value, *, allow_zero: bool, members: int | None = None):
+    """A float ≥ 0 (or > 0) or a `LearningRateSchedule`; for a packed optimizer of `members` = K
+    members also `MemberRates` of K such values. Anything else is a ValueError naming `name`."""
+    if isinstance(value, MemberRates):
+        if members is None:
+            raise ValueError(f"{name} gives one value per member (MemberRates): seed must then be "
+                             "a list with one seed per member")
+        if len(value.values) != members:
+            raise ValueError(f"{name} gives {len(value.values)} member values but seed gives "
+                             f"{members} members")
+        for v in value.values:
+            check_rate(name, v, allow_zero=allow_zero)
+        return value
     if isinstance(value, LearningRateSchedule):
         return value
     bound = ">= 0" if allow_zero else "> 0"
@@ -64,6 +91,27 @@ def check_flag(name: str, value) -> bool:
     return value
 
 
+def check_seed(seed) -> int | list[int]:
+    """An integer key >= 0, or a non-empty list of them (one per member: a packed optimizer)."""
+    def valid(s):
+        return not isinstance(s, bool) and isinstance(s, int) and s >= 0
+
+    if isinstance(seed, list | tuple):
+        if not seed or not all(valid(s) for s in seed):
+            raise ValueError(f"seed must be an integer >= 0 or a non-empty list of them; got {seed!r}")
+        return list(seed)
+    if not valid(seed):
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    return seed
+
+
+def is_zero(rate) -> bool:
+    """Whether a σ is zero for every member and step (known at trace time: no draw needed)."""
+    if isinstance(rate, MemberRates):
+        return all(v == 0.0 for v in rate.values)
+    return isinstance(rate, float) and rate == 0.0
+
+
 def check_positive(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{name} must be a number > 0; got {value!r}")
@@ -74,9 +122,12 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
     """Base of the Langevin optimizers: owns σ, the noise seed and the per-variable noise mask.
 
     Args:
-        learning_rate: γ, a float > 0 or a `LearningRateSchedule`.
-        sigma: σ, a float >= 0 or a `LearningRateSchedule` of the step; 0 is the plain optimizer.
-        seed: integer key of the noise stream.
+        learning_rate: γ, a float > 0 or a `LearningRateSchedule` (packed: or `MemberRates`).
+        sigma: σ, a float >= 0 or a `LearningRateSchedule` of the step; 0 is the plain optimizer
+            (packed: or `MemberRates`, one σ per member).
+        seed: integer key of the noise stream, or a list of K keys: the optimizer is then
+            *packed* over K members (`members` = K, else None; every variable has a leading
+            member axis K; `weight_decay`, `clipnorm` and `global_clipnorm` are refused).
         layer_fraction: f in [0, 1]; noise only on the first f of `model.layers`. For 0 < f < 1
             call `resolve_layer_fraction(model)` before training (it records which variables).
         noisy_variables: explicit variable paths to receive noise (what `resolve_layer_fraction`
@@ -84,7 +135,8 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         **kwargs: the Keras optimizer arguments (clipnorm, weight_decay, name, ...).
 
     Subclasses implement `build` (their slots) and `update_step`, computing the increment with
-    `langevin_increment(variable, drift, learning_rate, preconditioner)`.
+    `langevin_increment(variable, drift, learning_rate, preconditioner)` and casting every rate
+    that meets a variable with `member_rate(value, variable)`.
     """
 
     def __init__(
@@ -96,12 +148,21 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         noisy_variables: list[str] | None = None,
         **kwargs,
     ):
-        learning_rate = check_rate("learning_rate", learning_rate, allow_zero=False)
+        seed = check_seed(seed)
+        members = len(seed) if isinstance(seed, list) else None
+        if members is not None:
+            for argument in PACKED_REFUSED:
+                if kwargs.get(argument) is not None:
+                    raise ValueError(
+                        f"{argument} is not supported by a packed optimizer (seed is a list): it "
+                        f"would mix the members; got {argument}={kwargs[argument]!r}"
+                    )
+        learning_rate = check_rate("learning_rate", learning_rate, allow_zero=False,
+                                   members=members)
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self._sigma = check_rate("sigma", sigma, allow_zero=True)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+        self._sigma = check_rate("sigma", sigma, allow_zero=True, members=members)
         self.seed = seed
+        self.members = members
         self.layer_fraction = check_fraction(layer_fraction)
         self.noisy_variables = None if noisy_variables is None else list(noisy_variables)
         self._noise_mask: list[bool] = []
@@ -139,8 +200,14 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         super().build(var_list)
         self._noise_mask = self._build_noise_mask(var_list)
         # variable i's noise is the slice [o_i, o_i + n_i) of the step's draw: the draw covers
-        # the variables up to the last noisy one and is split into their sizes
-        sizes = [math.prod(v.shape) for v in var_list]
+        # the variables up to the last noisy one and is split into their (one member's) sizes
+        if self.members is not None:
+            for v in var_list:
+                if len(v.shape) == 0 or v.shape[0] != self.members:
+                    raise ValueError(f"a packed optimizer over {self.members} members needs a "
+                                     f"leading member axis on every variable; {v.path} has shape "
+                                     f"{tuple(v.shape)}")
+        sizes = [math.prod(v.shape[1:] if self.members else v.shape) for v in var_list]
         noisy = [i for i, m in enumerate(self._noise_mask) if m]
         self._noise_sizes = sizes[: noisy[-1] + 1] if noisy else []
         self._noise_draw_size = sum(self._noise_sizes)
@@ -158,7 +225,7 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
 
     def adds_noise(self, variable) -> bool:
         """Whether `variable` gets a noise term (decided at trace time: no cost when False)."""
-        if isinstance(self._sigma, float) and self._sigma == 0.0:
+        if is_zero(self._sigma):
             return False
         return self._noise_mask[self._get_variable_index(variable)]
 
@@ -175,13 +242,31 @@ class LangevinOptimizer(keras.optimizers.Optimizer):
         its own device); it depends on nothing but the step counter and the schedules, so the
         runtime may schedule it early."""
         if variable.device not in self._step_noise:
-            xi = philox_normal((self._noise_draw_size,), self.seed,
-                               ops.cast(self.iterations, "int64"))
-            scale = ops.cast(self.current_sigma(), "float32") * ops.sqrt(
-                ops.cast(learning_rate, "float32"))
-            self._step_noise[variable.device] = tf.split(scale * xi, self._noise_sizes)
+            self._step_noise[variable.device] = self._scaled_draw(learning_rate)
         piece = self._step_noise[variable.device][self._get_variable_index(variable)]
         return ops.cast(ops.reshape(piece, variable.shape), variable.dtype)
+
+    def _scaled_draw(self, learning_rate):
+        """The step's draw times σ_k √γ_k, split into the variables' pieces ([K, n_i] packed)."""
+        stream = ops.cast(self.iterations, "int64")
+        scale = ops.cast(self.current_sigma(), "float32") * ops.sqrt(
+            ops.cast(learning_rate, "float32"))
+        if self.members is None:
+            xi = philox_normal((self._noise_draw_size,), self.seed, stream)
+            return tf.split(scale * xi, self._noise_sizes)
+        xi = tf.stack([philox_normal((self._noise_draw_size,), seed, stream) for seed in self.seed])
+        return tf.split(self._on_member_axis(scale, 2) * xi, self._noise_sizes, axis=1)
+
+    # -- per-member values -------------------------------------------------------------------------
+    def member_rate(self, value, variable):
+        """`value` (γ_t, σ_t, a float) cast to the variable's dtype; packed, a [K] vector becomes
+        [K, 1, …, 1] of the variable's rank so that member k's value meets member k's slice."""
+        return self._on_member_axis(ops.cast(value, variable.dtype), len(variable.shape))
+
+    def _on_member_axis(self, value, rank):
+        if self.members is None or len(value.shape) == 0:
+            return value
+        return ops.reshape(value, (self.members,) + (1,) * (rank - 1))
 
     def langevin_increment(self, variable, drift, learning_rate, preconditioner):
         """Δθ = −γ·P·ĝ + σ·√(γ·P)·ξ, with `drift` = γ·P·ĝ already computed by the caller and the

@@ -64,7 +64,7 @@ class LRMSprop(LangevinOptimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         r = self._mean_squares[index]
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self.member_rate(learning_rate, variable)
         gradient = ops.cast(gradient, variable.dtype)
 
         self.assign_add(r, (ops.square(gradient) - r) * (1 - self.rho))

@@ -4,8 +4,11 @@ All take the optimizer's step t (0-based iteration count) and are serialisable K
 
 - `LogDecay`:  σ_t = σ_0 / √(ln(t / T + e))   (paper's last runs: T = 20 epochs' steps).
 - `OffAfter`:  v_t = v_0 for t < t_off, 0 afterwards ("noise until epoch E, then off").
+- `MemberRates`: v_{k,t} = v_k · u_t, one value per member k of a packed model (u_t ≡ 1 or a
+  schedule of unit initial value).
 
-`from_spec` builds any schedule of a search-space file, epochs converted to steps:
+`from_spec` builds any schedule of a search-space file, epochs converted to steps (a list of
+initial values v_k gives `MemberRates`, see `from_spec`):
 
     {"name": "constant"}                      v_t = v_0
     {"name": "log", "epochs": T}              LogDecay
@@ -73,6 +76,48 @@ class OffAfter(LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="harness")
+class MemberRates(LearningRateSchedule):
+    """One rate per member of a packed model: v_{k,t} = values[k] · unit(t), k = 0 … K−1.
+
+    `unit` is None (unit(t) ≡ 1: constant rates) or a `LearningRateSchedule` of unit initial
+    value; every schedule of `from_spec` is linear in its initial value, so member k follows
+    exactly the schedule it would follow alone, up to float32 rounding of the product. Returns
+    a float32 vector of shape [K].
+    """
+
+    def __init__(self, values, unit: LearningRateSchedule | None = None, name: str | None = None):
+        super().__init__()
+        if not isinstance(values, list | tuple) or not values or any(
+            isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            for v in values
+        ):
+            raise ValueError(f"MemberRates values must be a non-empty list of finite numbers; "
+                             f"got {values!r}")
+        if unit is not None and not isinstance(unit, LearningRateSchedule):
+            raise ValueError(f"MemberRates unit must be None or a LearningRateSchedule; got {unit!r}")
+        self.values = [float(v) for v in values]
+        self.unit = unit
+        self.name = name
+
+    def __call__(self, step):
+        values = ops.convert_to_tensor(self.values, "float32")
+        if self.unit is None:
+            return values
+        return values * ops.cast(self.unit(step), "float32")
+
+    def get_config(self):
+        unit = None if self.unit is None else keras.saving.serialize_keras_object(self.unit)
+        return {"values": list(self.values), "unit": unit, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("unit") is not None:
+            config["unit"] = keras.saving.deserialize_keras_object(config["unit"])
+        return cls(**config)
+
+
 def _require(spec: dict, key: str, name: str):
     if key not in spec:
         raise ValueError(f"schedule {name!r} needs the field {key!r}")
@@ -82,11 +127,18 @@ def _require(spec: dict, key: str, name: str):
     return value
 
 
-def from_spec(initial_value: float, spec: dict | None, steps_per_epoch: int):
+def from_spec(initial_value, spec: dict | None, steps_per_epoch: int):
     """A float or a `LearningRateSchedule` for `initial_value` under the schedule `spec`.
 
+    `initial_value` may be a list of K floats (one per member of a packed model): the result is
+    `MemberRates(values, unit)` with unit = the schedule for initial value 1 (None when that is
+    constant), or the float 0.0 when every value is 0 (no member adds noise: no draw at all).
     Raises ValueError naming the allowed schedule names for an unknown one.
     """
+    if isinstance(initial_value, list | tuple):
+        unit = from_spec(1.0, spec, steps_per_epoch)
+        rates = MemberRates(initial_value, unit if isinstance(unit, LearningRateSchedule) else None)
+        return 0.0 if all(v == 0.0 for v in rates.values) else rates
     if spec is None:
         return float(initial_value)
     name = spec.get("name")

@@ -46,7 +46,7 @@ class LSGD(LangevinOptimizer):
         )
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = self.member_rate(learning_rate, variable)
         gradient = ops.cast(gradient, variable.dtype)
         step = lr * gradient
         if self.momentum > 0:
