@@ -1,79 +1,34 @@
 """A trial's guarantees, fast: a restored trial continues where its checkpoint left it, and a
 diverged trial ends (and is recorded) as `diverged`.
 
-`train_trial` runs in a Ray worker process (an actor, as Tune's trials do) inside Ray's own
-function-trainable wrapper (`ray.tune.trainable.wrap_function`, the class Tune's trial actors
-run): `tune.report` and `tune.get_checkpoint` are the real session calls, checkpoints are
-persisted to a real `StorageContext` in `tmp_path`, and a restore goes through
-`Trainable.restore` as Tune's does. Only Tune's driver loop is left out: the tests pass the
-trial's results to the MLflow recorder's hooks themselves (a real SQLite store), with a
-stand-in for Tune's `Trial` (`.config`). One local Ray and one worker serve the whole module.
+`train_trial` runs in a Ray worker inside Ray's own function-trainable wrapper
+(`trainable_helpers`); the tests pass the trial's results to the MLflow recorder's hooks
+themselves (a real SQLite store). One local Ray and one worker serve the whole module.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import ray
 import tensorflow as tf
-from ray.train._internal.storage import StorageContext
-from ray.tune.trainable import wrap_function
 from study_helpers import epoch_steps, smoke_space, trial_runs
+from trainable_helpers import FakeTrial, Reported, run_trial, start_worker
 
 from harness.study.run_schema import EPOCH_METRICS, PHASE_TUNE
 from harness.study.space import trial_configs
 from harness.study.tracking import PROVENANCE_KEYS, MLflowRecorder
-from harness.study.trial import train_trial
 
-DUPLICATE = "__duplicate__"  # Tune's marker of the result a function trainable ends with
 TINY = {"name": "synthetic", "batch_size": 32, "validation_size": 60,
         "options": {"train_size": 300, "test_size": 100, "shape": [8, 8, 1]}}
 
 
-@dataclass
-class Reported:
-    """What a trial reported, in order: the results and the checkpoint saved with each."""
-
-    results: list[dict] = field(default_factory=list)
-    checkpoints: list = field(default_factory=list)
-
-    @property
-    def epochs(self) -> list[int]:
-        return [r["epoch"] for r in self.results]
-
-
-@dataclass
-class FakeTrial:
-    config: dict
-    error_msg: str | None = None
-
-
 @pytest.fixture(scope="module")
 def worker():
-    """One Ray worker process for the module's trials (it imports this module: PYTHONPATH)."""
-    tests = str(Path(__file__).resolve().parent)
-    # the trial stays in the test's working directory (Tune would chdir to the trial's folder):
-    # `make mutate`'s instrumented code reads its configuration from there
-    ray.init(address="local", include_dashboard=False, num_cpus=1, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": tests, "RAY_CHDIR_TO_TRIAL_DIR": "0"}})
-    yield TrialWorker.remote(os.getcwd())
+    yield start_worker()
     ray.shutdown()
-
-
-@ray.remote(num_cpus=1)
-class TrialWorker:
-    """Runs trials in a Ray worker process, as Tune's trial actors do, in the test's working
-    directory."""
-
-    def __init__(self, cwd: str):
-        os.chdir(cwd)
-
-    def run(self, config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
-        return run_in_this_process(config, workdir, attempt, restore)
 
 
 @pytest.fixture(scope="module")
@@ -87,27 +42,6 @@ def trial_config(workdir: Path, name: str, **overrides) -> dict:
     _, spec = smoke_space(workdir, name=name, **{**defaults, **overrides})
     (config,) = trial_configs(spec)
     return config
-
-
-def run_trial(worker, config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
-    return ray.get(worker.run.remote(config, workdir, attempt, restore))
-
-
-def run_in_this_process(config: dict, workdir: Path, attempt: str, restore=None) -> Reported:
-    """Drive `train_trial` as Tune's worker does: train() per report, save() when it checkpoints."""
-    storage = StorageContext(str(workdir / "storage"), config["study"], trial_dir_name=attempt)
-    trainable = wrap_function(train_trial)({"trial": config}, storage=storage)
-    if restore is not None:
-        trainable.restore(restore)
-    reported = Reported()
-    try:
-        while DUPLICATE not in (result := trainable.train()):
-            reported.results.append(result)
-            reported.checkpoints.append(
-                trainable.save().checkpoint if result.get("should_checkpoint") else None)
-    finally:
-        trainable.stop()
-    return reported
 
 
 def record(uri: str, config: dict, *attempts: Reported) -> str:

@@ -43,14 +43,10 @@ STATE_FILE = "state.json"
 
 
 def pack_optimizer_config(members: list[dict]) -> dict:
-    """The members' shared config with per-member learning rates, σ and seeds (lists); the σ
-    schedule and Layer Langevin fraction of the noisy members (a member with σ = 0 has no noise
-    for them to shape)."""
-    noisy = [m for m in members if m["sigma"]] or members[:1]
+    """The members' shared config (`packs.MEMBER_FIELDS` aside, their configs are equal) with
+    per-member learning rates, σ and seeds (lists)."""
     return {**members[0], "learning_rate": [m["learning_rate"] for m in members],
-            "sigma": [m["sigma"] for m in members], "seed": [m["seed"] for m in members],
-            "sigma_schedule": noisy[0]["sigma_schedule"],
-            "layer_fraction": noisy[0]["layer_fraction"]}
+            "sigma": [m["sigma"] for m in members], "seed": [m["seed"] for m in members]}
 
 
 def build_pack(members: list[dict], splits):

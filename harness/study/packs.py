@@ -39,11 +39,8 @@ def member_results(config: dict, result: dict) -> list[tuple[dict, dict]]:
 
 
 def _shared(config: dict) -> str:
-    """What must be equal within a pack; σ's schedule and the Layer Langevin fraction count
-    only for a noisy trial (σ = 0 has no noise for them to shape)."""
+    """What must be equal within a pack: everything but `MEMBER_FIELDS`."""
     shared = {k: v for k, v in config.items() if k not in MEMBER_FIELDS}
-    if not config["sigma"]:
-        shared.update(sigma_schedule=None, layer_fraction=None)
     return json.dumps(shared, sort_keys=True, default=str)
 
 

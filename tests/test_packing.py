@@ -1,0 +1,282 @@
+"""Packed trials (issue 15): K trials trained as one model report what each reports alone.
+
+Fast tests of the pieces (grouping, the packed model, the trainer, the study field) and, in a Ray
+worker through Ray's own function-trainable wrapper (`trainable_helpers`), the equivalence of a
+pack with its members run one by one, its restore, and a member that diverges.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import ray
+from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
+from trainable_helpers import FakeTrial, run_trial, start_worker
+
+from harness.errors import HarnessError
+from harness.packing.model import build_packed, load_members
+from harness.packing.train import PackedTrainer
+from harness.study.packs import PACK_MEMBERS, auto_pack_size, member_results, pack_configs
+from harness.study.run_schema import EPOCH_METRICS, FINAL_METRICS
+from harness.study.space import trial_configs
+from harness.study.tracking import MLflowRecorder
+
+COMPARED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+# packed and unpacked sum the same products in another order (einsum vs Dense matmul): float32
+# rounding, amplified a little by training; a wrong seed, order or rate moves losses by > 1e-2
+TOLERANCE = dict(rel=1e-4, abs=1e-5)
+
+
+def members(tmp_path: Path, name: str, optimizers: list[dict], seeds=(0, 1, 2), epochs=3,
+            **overrides) -> list[dict]:
+    _, spec = smoke_space(tmp_path, name=name, seeds=list(seeds), epochs=epochs,
+                          model={"family": "dense", "depths": [2]}, optimizers=optimizers,
+                          **overrides)
+    return trial_configs(spec)
+
+
+# -- grouping ----------------------------------------------------------------------------------
+
+def test_packs_group_only_trials_that_differ_in_seed_rate_and_sigma(tmp_path):
+    _, spec = smoke_space(tmp_path, seeds=[0, 1, 2], model={"family": "dense", "depths": [2, 3]},
+                          optimizers=[{"base": "adam", "learning_rate": 1e-3},
+                                      {"base": "adam", "learning_rate": 1e-3, "sigma": 1e-3},
+                                      {"base": "adam", "learning_rate": 1e-3, "sigma": 1e-3,
+                                       "name": "L-Adam-off1",
+                                       "sigma_schedule": {"name": "off_after", "epoch": 1}},
+                                      {"base": "rmsprop", "learning_rate": 1e-3}])
+    configs = trial_configs(spec)
+    packs = pack_configs(configs, 4)
+    packed = [m for p in packs for m in p[PACK_MEMBERS]]
+    assert sorted(c["trial_key"] for c in packed) == sorted(c["trial_key"] for c in configs)
+    for pack in packs:
+        group = pack[PACK_MEMBERS]
+        assert 1 <= len(group) <= 4
+        assert len({(m["depth"], m["base_optimizer"]) for m in group}) == 1
+        assert len({str(m["sigma_schedule"]) for m in group}) == 1  # one σ schedule per pack
+        assert [configs.index(m) for m in group] == sorted(configs.index(m) for m in group)
+    # per depth: Adam + L-Adam (6 trials, σ alone differs) → 4 + 2; scheduled L-Adam 3; RMSprop 3
+    assert sorted(len(p[PACK_MEMBERS]) for p in packs) == sorted([4, 2, 3, 3] * 2)
+    assert len({p["trial_key"] for p in packs}) == len(packs)
+
+
+def test_a_pack_result_is_read_back_per_member(tmp_path):
+    group = members(tmp_path, "view", [{"base": "adam", "learning_rate": 1e-3}])
+    (pack,) = pack_configs(group, 3)
+    result = {"epoch": 2, PACK_MEMBERS: {group[2]["trial_key"]: {"epoch": 2, "val_accuracy": 0.5},
+                                         group[0]["trial_key"]: {"epoch": 2, "val_accuracy": 0.7}}}
+    assert member_results(pack, result) == [(group[0], {"epoch": 2, "val_accuracy": 0.7}),
+                                            (group[2], {"epoch": 2, "val_accuracy": 0.5})]
+    assert member_results(group[1], {"epoch": 1}) == [(group[1], {"epoch": 1})]
+
+
+def test_auto_packing_takes_the_group_the_cpu_cap_and_the_memory(tmp_path, monkeypatch):
+    _, spec = smoke_space(tmp_path, seeds=list(range(12)), packing="auto",
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=[{"base": "adam", "learning_rate": 1e-3}])
+    configs = trial_configs(spec)
+    k, why = auto_pack_size(spec, configs)
+    assert k == 8 and "at most 8 on CPU" in why
+    assert auto_pack_size(spec, configs[:5])[0] == 5
+    monkeypatch.setenv("HARNESS_TRIAL_MEMORY_GB", str(3 * 9000 * 4 / 2**30))  # ~3 members' worth
+    assert 1 <= auto_pack_size(spec, configs)[0] < 8
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("packing", 0, "field 'packing': .*allowed: an integer >= 1, or auto"),
+    ("packing", "many", "field 'packing': .*allowed: an integer >= 1, or auto"),
+    ("mixed_precision", True, "packs train in float32; allowed: mixed_precision: false"),
+    ("model", {"family": "highway", "depths": [2]}, "cannot be packed; allowed families: dense"),
+    ("resources", {"cpu": 1, "gpu": 2}, "one device; allowed: resources.gpu <= 1"),
+])
+def test_a_packing_the_harness_cannot_do_is_refused_in_one_line(tmp_path, field, value, message):
+    overrides = {"packing": 4, field: value}
+    with pytest.raises(HarnessError, match=message) as error:
+        smoke_space(tmp_path, **overrides)
+    assert "\n" not in str(error.value)
+
+
+# -- the packed model and trainer ---------------------------------------------------------------
+
+def _member_models(seeds, depth=2, shape=(8, 8, 1)):
+    from harness.models import build_model
+
+    models = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        models.append(build_model("dense", depth, shape, 10, width=16))
+    return models
+
+
+def test_a_packed_model_computes_each_members_own_network():
+    own = _member_models([0, 1, 2])
+    packed = build_packed("dense", 2, (8, 8, 1), 10, 3, width=16)
+    load_members(packed, own)
+    x = np.random.default_rng(0).normal(size=(5, 3, 8, 8, 1)).astype("float32")
+    logits = packed(x).numpy()
+    for k, model in enumerate(own):
+        np.testing.assert_allclose(logits[:, k], model(x[:, k]).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="2 member models for a pack of 3"):
+        load_members(packed, own[:2])
+    with pytest.raises(ValueError, match="cannot be packed; allowed: dense"):
+        build_packed("resnet", 20, (8, 8, 1), 10, 2)
+
+
+def test_a_diverging_member_is_masked_and_the_others_train_as_alone():
+    """Member 1 (SGD at γ = 1e12) turns NaN in its first step; member 0 trains exactly as the
+    same member packed alone, and dropping member 1 keeps it so."""
+    from harness.optimizers import LSGD
+    from harness.optimizers.schedules import from_spec
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 32, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=(4, 32)).astype("int64")
+
+    def train(rates, steps_x, steps_y, drop_after=None):
+        packed = build_packed("dense", 2, (8, 8, 1), 10, len(rates), width=16)
+        load_members(packed, _member_models([0, 1][:len(rates)]))
+        optimizer = LSGD(learning_rate=from_spec(list(rates), None, 1), sigma=0.0,
+                         seed=list(range(len(rates))))
+        trainer = PackedTrainer(packed, optimizer)
+        losses = []
+        for step, (xb, yb) in enumerate(zip(steps_x, steps_y, strict=True)):
+            losses.append(trainer.fit_epoch([(xb, yb)])[0])
+            if drop_after is not None and step == drop_after:
+                trainer.drop(1)
+        return np.array(losses)
+
+    pair_x, pair_y = np.stack([x, x], axis=2), np.stack([y, y], axis=2)  # [step, B, K, ...]
+    both = train([0.05, 1e12], pair_x, pair_y)
+    alone = train([0.05], x[:, :, None], y[:, :, None])
+    assert not np.isfinite(both[2:, 1]).any()  # member 1 diverged
+    np.testing.assert_allclose(both[:, 0], alone[:, 0], rtol=1e-5)
+    dropped = train([0.05, 1e12], pair_x, pair_y, drop_after=0)
+    np.testing.assert_allclose(dropped[:, 0], alone[:, 0], rtol=1e-5)
+
+
+# -- a pack against its members alone, in a Ray worker -------------------------------------------
+
+@pytest.fixture(scope="module")
+def worker():
+    yield start_worker()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("packing")
+
+
+def _varied(configs: list[dict], rates, sigmas) -> list[dict]:
+    """The configs with their own learning rates and σ (as tuning draws them)."""
+    return [{**c, "learning_rate": lr, "sigma": sigma} for c, lr, sigma
+            in zip(configs, rates, sigmas, strict=True)]
+
+
+@pytest.fixture(scope="module")
+def langevin_pack(worker, workdir):
+    group = _varied(members(workdir, "lpack", [{
+        "base": "adam", "learning_rate": 1e-3, "sigma": 1e-3,
+        "lr_schedule": {"name": "piecewise", "epoch": 2, "factor": 0.1},
+        "sigma_schedule": {"name": "off_after", "epoch": 2}}]),
+        rates=[3e-3, 1e-3, 1e-2], sigmas=[1e-3, 0.0, 3e-2])
+    (pack,) = pack_configs(group, 3)
+    return group, pack, run_trial(worker, pack, workdir, "lpack")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "langevin_adam", "rmsprop"])
+def test_a_pack_reports_what_its_trials_report_alone(optimizer, worker, workdir, langevin_pack):
+    """Same seeds, learning rates and σ: every member's epochs and test metrics are its own
+    trial's (its initialisation, data order, schedules and Langevin noise)."""
+    if optimizer == "langevin_adam":
+        group, pack, packed = langevin_pack
+    else:
+        group = _varied(members(workdir, optimizer, [{"base": optimizer, "learning_rate": 1e-3}]),
+                        rates=[1e-3, 3e-3, 1e-2], sigmas=[0.0] * 3)
+        (pack,) = pack_configs(group, 3)
+        packed = run_trial(worker, pack, workdir, f"pack-{optimizer}")
+    assert packed.epochs == [1, 2, 3]
+    for member in group:
+        alone = run_trial(worker, member, workdir, member["trial_key"]).results
+        ours = [r[PACK_MEMBERS][member["trial_key"]] for r in packed.results]
+        assert [r["epoch"] for r in ours] == [1, 2, 3]
+        for metric in COMPARED:
+            assert [r[metric] for r in ours] == pytest.approx([r[metric] for r in alone],
+                                                              **TOLERANCE), metric
+        for metric in FINAL_METRICS:
+            assert ours[-1][metric] == pytest.approx(alone[-1][metric], **TOLERANCE), metric
+        assert ours[-1]["status"] == alone[-1]["status"] == "finished"
+        assert ours[0]["resumed_from_epoch"] == 0
+
+
+def test_a_restored_pack_continues_every_member_from_its_checkpoint(worker, workdir,
+                                                                    langevin_pack):
+    group, pack, whole = langevin_pack
+    restored = run_trial(worker, pack, workdir, "lpack-restored", restore=whole.checkpoints[0])
+    assert restored.epochs == [2, 3]
+    for member in group:
+        key = member["trial_key"]
+        assert restored.results[0][PACK_MEMBERS][key]["resumed_from_epoch"] == 1
+        for metric in COMPARED:
+            assert [r[PACK_MEMBERS][key][metric] for r in restored.results] == pytest.approx(
+                [r[PACK_MEMBERS][key][metric] for r in whole.results[1:]], rel=1e-6), metric
+        for metric in FINAL_METRICS:
+            assert restored.results[-1][PACK_MEMBERS][key][metric] == pytest.approx(
+                whole.results[-1][PACK_MEMBERS][key][metric], rel=1e-6), metric
+
+
+def _record(recorder: MLflowRecorder, pack: dict, results: list[dict], complete=True) -> None:
+    trial = FakeTrial({"trial": pack})
+    recorder.on_trial_start(0, [], trial)
+    for result in results:
+        recorder.on_trial_result(0, [], trial, result)
+    if complete:
+        recorder.on_trial_complete(0, [], trial)
+
+
+def test_a_diverged_member_ends_alone_and_its_run_says_so(worker, workdir):
+    group = _varied(members(workdir, "nanpack", [{"base": "sgd", "learning_rate": 1e-2}],
+                           seeds=(0, 1)), rates=[1e-2, 1e12], sigmas=[0.0, 0.0])
+    (pack,) = pack_configs(group, 2)
+    reported = run_trial(worker, pack, workdir, "nanpack")
+    calm, wild = (m["trial_key"] for m in group)
+    assert reported.epochs == [1, 2, 3]
+    assert reported.results[0][PACK_MEMBERS][wild]["status"] == "diverged"
+    assert math.isnan(reported.results[0][PACK_MEMBERS][wild]["train_loss"])
+    assert all(wild not in r[PACK_MEMBERS] for r in reported.results[1:])
+    alone = run_trial(worker, group[0], workdir, "nanpack-calm").results
+    assert [r[PACK_MEMBERS][calm]["train_loss"] for r in reported.results] == pytest.approx(
+        [r["train_loss"] for r in alone], **TOLERANCE)
+
+    uri = f"sqlite:///{workdir}/nanpack.db"
+    experiment = group[0]["experiment"]
+    _record(MLflowRecorder(uri, experiment, group[0]["study"]), pack, reported.results)
+    runs = {r.data.tags["trial_key"]: r for r in trial_runs(uri, experiment)}
+    assert runs[wild].data.tags["status"] == "diverged" and runs[calm].data.tags["status"] == \
+        "finished"
+    for key, run in runs.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["pack"] == pack["trial_key"] and run.data.tags["pack_size"] == "2"
+        assert run.data.params["seed"] == str(next(m["seed"] for m in group if
+                                                   m["trial_key"] == key))
+    assert epoch_steps(uri, runs[wild].info.run_id)["train_loss"] == [1]
+    assert epoch_steps(uri, runs[calm].info.run_id) == {m: [1, 2, 3] for m in EPOCH_METRICS}
+    # a later driver re-reporting the pack (resumed from an older checkpoint) reopens nothing
+    # that ended and logs no epoch twice
+    _record(MLflowRecorder(uri, experiment, group[0]["study"]), pack, reported.results,
+            complete=False)
+    again = {r.data.tags["trial_key"]: r for r in trial_runs(uri, experiment)}
+    assert {k: (r.info.status, r.info.end_time) for k, r in again.items()} == {
+        k: (r.info.status, r.info.end_time) for k, r in runs.items()}
+    assert epoch_steps(uri, again[calm].info.run_id) == {m: [1, 2, 3] for m in EPOCH_METRICS}
+
+
+def test_tiny_data_is_what_the_pack_tests_assume():
+    """240 training images of 8x8 (guards the tolerance above: tiny nets, few steps)."""
+    assert TINY_DATA["options"]["train_size"] - TINY_DATA["validation_size"] == 240
+    assert list(itertools.chain(TINY_DATA["options"]["shape"])) == [8, 8, 1]
