@@ -33,3 +33,19 @@ def two_cpu_strategy():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2, "conftest.py must configure two logical CPUs"
     return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture(scope="module")
+def worker():
+    """A local Ray and one trial worker process for a module's trials (`trainable_helpers`)."""
+    import ray
+    from trainable_helpers import start_worker
+
+    yield start_worker()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def workdir(request, tmp_path_factory):
+    """A folder for a module's trials, their storage and MLflow store."""
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])

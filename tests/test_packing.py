@@ -14,9 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import ray
 from study_helpers import TINY_DATA, epoch_steps, smoke_space, trial_runs
-from trainable_helpers import FakeTrial, run_trial, start_worker
+from trainable_helpers import FakeTrial, run_trial
 
 from harness.errors import HarnessError
 from harness.packing.model import build_packed, load_members
@@ -160,17 +159,6 @@ def test_a_diverging_member_is_masked_and_the_others_train_as_alone():
 
 
 # -- a pack against its members alone, in a Ray worker -------------------------------------------
-
-@pytest.fixture(scope="module")
-def worker():
-    yield start_worker()
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("packing")
-
 
 def _varied(configs: list[dict], rates, sigmas) -> list[dict]:
     """The configs with their own learning rates and σ (as tuning draws them)."""

@@ -15,7 +15,7 @@ import pytest
 import ray
 import tensorflow as tf
 from study_helpers import epoch_steps, smoke_space, trial_runs
-from trainable_helpers import FakeTrial, Reported, run_trial, start_worker
+from trainable_helpers import FakeTrial, Reported, run_trial
 
 from harness.study.run_schema import EPOCH_METRICS, PHASE_TUNE
 from harness.study.space import trial_configs
@@ -23,17 +23,6 @@ from harness.study.tracking import PROVENANCE_KEYS, MLflowRecorder
 
 TINY = {"name": "synthetic", "batch_size": 32, "validation_size": 60,
         "options": {"train_size": 300, "test_size": 100, "shape": [8, 8, 1]}}
-
-
-@pytest.fixture(scope="module")
-def worker():
-    yield start_worker()
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("trial")
 
 
 def trial_config(workdir: Path, name: str, **overrides) -> dict:

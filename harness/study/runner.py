@@ -187,7 +187,8 @@ def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]
             frame = result.metrics_dataframe if result.error is None else None
             prefix = f"{PACK_MEMBERS}/{key}/" if PACK_MEMBERS in config else ""
             if frame is not None and prefix:
-                frame = frame.filter(like=prefix).rename(columns=lambda c: c[len(prefix):])
+                frame = frame.filter(like=prefix)
+                frame.columns = [c[len(prefix):] for c in frame.columns]
                 frame = frame.dropna(subset=["epoch"]) if "epoch" in frame else None
             if frame is None or metric not in frame:
                 outcomes[key] = (STATUS_FAILED, [])
