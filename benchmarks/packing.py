@@ -8,8 +8,8 @@ round-robin over the four optimizers so that any K consecutive trials mix seeds,
 and σ; a pack of K is the first pack `packs.pack_configs` makes of them.
 
 Each variant runs the real trainable in this process, driven as Tune's trial actors drive it
-(Ray's own function-trainable wrapper, `tune.report` and checkpoints persisted to a real
-`StorageContext` under a temporary directory): the unpacked trial is `trial.train_trial`, a pack
+(`tests/trainable_helpers.run_in_this_process`: Ray's own function-trainable wrapper,
+`tune.report` and checkpoints persisted to a real `StorageContext` under a temporary directory): the unpacked trial is `trial.train_trial`, a pack
 `pack_trial.train_pack` over its K member configs. A trial's cost is everything the trainable
 does (data open, model build, tracing, epochs, validation, test, reports, checkpoints), from the
 trainable's creation to its stop:
@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # trainable_helpers
 import plain_keras  # noqa: E402
 
 UNPACKED = "unpacked"
@@ -59,7 +60,6 @@ PACK_OF_1 = "pack of 1"
 OPTIMIZERS = [{"base": "adam", "learning_rate": lr, "sigma": sigma,
                "name": f"{'L-' if sigma else ''}Adam-lr{lr:g}"}
               for lr in (1e-3, 3e-3) for sigma in (0.0, 1e-3)]
-TUNE_DONE = "__duplicate__"  # the result Tune's wrapper returns once the function has returned
 
 
 def _dataset(choice: str) -> dict:
@@ -97,25 +97,16 @@ def study_trials(args, members: int) -> list[dict]:
     return sorted(configs, key=lambda c: (c["seed"], names.index(c["optimizer"])))
 
 
-def run_trainable(trainable, config: dict, storage_path: str, name: str) -> tuple[float, float]:
-    """(wall s, CPU s) of one trainable run to its end as Tune's worker runs it: `train()` per
-    report, `save()` of the checkpoint a report carries; its results must be complete."""
-    from ray.train._internal.storage import StorageContext
-    from ray.tune.trainable import wrap_function
+def run_trainable(config: dict, storage: str, name: str) -> tuple[float, float]:
+    """(wall s, CPU s) of one trial's or pack's trainable run to its end as Tune's worker runs
+    it (the tests' driver: `train()` per report, `save()` of each checkpoint); every trial it
+    trains must have reported every epoch and finished."""
+    from trainable_helpers import run_in_this_process
 
     from harness.study.packs import member_configs, member_results
 
     wall, cpu = time.perf_counter(), time.process_time()
-    storage = StorageContext(storage_path, "packing", trial_dir_name=name)
-    wrapped = wrap_function(trainable)({"trial": config}, storage=storage)
-    results = []
-    try:
-        while TUNE_DONE not in (result := wrapped.train()):
-            results.append(result)
-            if result.get("should_checkpoint"):
-                wrapped.save()
-    finally:
-        wrapped.stop()
+    results = run_in_this_process(config, Path(storage), name).results
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     epochs = member_configs(config)[0]["epochs"]
     ended = [r.get("status") for _, r in member_results(config, results[-1])]
@@ -127,18 +118,17 @@ def run_trainable(trainable, config: dict, storage_path: str, name: str) -> tupl
 
 
 def _variants(args) -> dict:
-    """{name: (trainable, [Tune configs], trials they train)}: the unpacked trials, the packs."""
-    from harness.study.pack_trial import train_pack
+    """{name: ([Tune configs], trials they train)}: the unpacked trials (`train_trial`), the
+    packs (`train_pack`)."""
     from harness.study.packs import pack_configs
-    from harness.study.trial import train_trial
 
     configs = study_trials(args, max(args.ks + [args.baseline_trials]))
-    variants = {UNPACKED: (train_trial, configs[:args.baseline_trials], args.baseline_trials),
-                PACK_OF_1: (train_pack, pack_configs(configs[:1], 1), 1)}
+    variants = {UNPACKED: (configs[:args.baseline_trials], args.baseline_trials),
+                PACK_OF_1: (pack_configs(configs[:1], 1), 1)}
     for k in args.ks:
         if k > 1:
             (pack,) = pack_configs(configs[:k], k)  # all compatible: one pack of K
-            variants[f"pack of {k}"] = (train_pack, [pack], k)
+            variants[f"pack of {k}"] = ([pack], k)
     return variants
 
 
@@ -146,9 +136,8 @@ def one_round(variants: dict, order: list[str], storage: str, label: str) -> dic
     """Every variant once, in `order`: {name: {"wall_s", "cpu_s"}}."""
     times = {}
     for name in order:
-        trainable, configs, _ = variants[name]
-        runs = [run_trainable(trainable, c, storage, f"{label}-{name.replace(' ', '')}-{i}")
-                for i, c in enumerate(configs)]
+        runs = [run_trainable(c, storage, f"{label}-{name.replace(' ', '')}-{i}")
+                for i, c in enumerate(variants[name][0])]
         times[name] = {"wall_s": sum(w for w, _ in runs), "cpu_s": sum(c for _, c in runs)}
         print(f"  {label} {name}: {times[name]['wall_s']:.1f} s", flush=True)
     return times
@@ -157,8 +146,8 @@ def one_round(variants: dict, order: list[str], storage: str, label: str) -> dic
 def summarise(variants: dict, rounds: list[dict], name: str) -> dict:
     """Median trials per hour of one variant and its speedup over the unpacked trials, per round
     ratio (median, min, max; also by CPU time)."""
-    trials = variants[name][2]
-    base = variants[UNPACKED][2]
+    trials = variants[name][1]
+    base = variants[UNPACKED][1]
     wall = [trials / r[name]["wall_s"] for r in rounds]
     speedups = [trials / r[name]["wall_s"] / (base / r[UNPACKED]["wall_s"]) for r in rounds]
     cpu = [trials / r[name]["cpu_s"] / (base / r[UNPACKED]["cpu_s"]) for r in rounds]
@@ -214,10 +203,9 @@ def main() -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # nor a line per checkpoint
     variants = _variants(args)
     names = list(variants)
-    first = variants[UNPACKED][1][0]
+    first = variants[UNPACKED][0][0]
     with tempfile.TemporaryDirectory() as storage:
-        trainable, configs, _ = variants[UNPACKED]
-        one_round({UNPACKED: (trainable, configs[:1], 1), PACK_OF_1: variants[PACK_OF_1]},
+        one_round({UNPACKED: (variants[UNPACKED][0][:1], 1), PACK_OF_1: variants[PACK_OF_1]},
                   [UNPACKED, PACK_OF_1], storage, "warm-up")
         rounds = [one_round(variants, names[r % len(names):] + names[:r % len(names)], storage,
                             f"round {r + 1}") for r in range(args.repeats)]
