@@ -100,14 +100,17 @@ def _logged_epochs(uri: str, runs) -> dict[str, int]:
             for r in runs}
 
 
-def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path):
+@pytest.mark.parametrize("packing", [None, 2], ids=["alone", "packed"])
+def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path, packing):
+    """Packed (two packs of two trials), the same holds for every member of a pack."""
     epochs = 6
     # epochs of about a second; the driver is stopped after a trial's first or second epoch, so that
     # the several seconds Tune takes to stop cannot let that trial run to its end (seen in CI
     # with 3 epochs and a stop after the second)
     data = {**TINY_DATA, "options": {**TINY_DATA["options"], "train_size": 10000}}
     space, spec = smoke_space(tmp_path, name="resume", seeds=[0, 1], epochs=epochs,
-                              model={"family": "dense", "depths": [2]}, dataset=data)
+                              model={"family": "dense", "depths": [2]}, dataset=data,
+                              **({"packing": packing} if packing else {}))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     command = [sys.executable, "-m", "harness.cli", "run", str(space),
