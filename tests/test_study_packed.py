@@ -76,16 +76,22 @@ def _space(tmp_path, name: str, source: str, **changes):
     return load_space(path)
 
 
+def _run_both(tmp_path, name: str, source: str, packing, **changes):
+    """The study run as it is and with `packing`, in stores of their own; (MLflow URIs,
+    the packed run's outcome and console lines)."""
+    uris = {p: f"sqlite:///{tmp_path}/{p}.db" for p in ("alone", "packed")}
+    lines = []
+    for place, extra in (("alone", {}), ("packed", {"packing": packing})):
+        spec = _space(tmp_path / place, name, source, **extra, **changes)
+        outcome = run_study(spec, tracking_uri=uris[place], storage_path=str(tmp_path / place),
+                            out=lines.append if extra else print)
+    return uris, outcome, lines
+
+
 def test_a_packed_study_records_what_the_unpacked_study_records(tmp_path):
     """Adam and L-Adam at depths 2 and 3, seeds 0 and 1: one pack of 4 per depth."""
-    changes = dict(seeds=[0, 1], epochs=2, model={"family": "dense", "depths": [2, 3]})
-    alone = _space(tmp_path / "alone", "same", "smoke.yaml", **changes)
-    packed = _space(tmp_path / "packed", "same", "smoke.yaml", packing=8, **changes)
-    uris = {p: f"sqlite:///{tmp_path}/{p}.db" for p in ("alone", "packed")}
-    run_study(alone, tracking_uri=uris["alone"], storage_path=str(tmp_path / "alone"))
-    lines = []
-    outcome = run_study(packed, tracking_uri=uris["packed"], storage_path=str(tmp_path / "packed"),
-                        out=lines.append)
+    uris, outcome, lines = _run_both(tmp_path, "same", "smoke.yaml", 8, seeds=[0, 1], epochs=2,
+                                     model={"family": "dense", "depths": [2, 3]})
     assert (outcome.total, outcome.finished, outcome.errored) == (8, 8, 0)
     assert any("packing 8: 8 trials in 2 packs of at most 8 (packing field)" in line
                for line in lines), lines
@@ -95,14 +101,8 @@ def test_a_packed_study_records_what_the_unpacked_study_records(tmp_path):
 def test_a_packed_tuned_study_chooses_and_records_what_the_unpacked_one_does(tmp_path):
     """The tuning protocol unchanged: the same choices from the same tuning trials, the same
     final runs; `auto` says what it picked."""
-    changes = dict(epochs=2, model={"family": "dense", "depths": [3]})
-    alone = _space(tmp_path / "alone", "tuned", "smoke_tuned.yaml", **changes)
-    packed = _space(tmp_path / "packed", "tuned", "smoke_tuned.yaml", packing="auto", **changes)
-    uris = {p: f"sqlite:///{tmp_path}/{p}.db" for p in ("alone", "packed")}
-    run_study(alone, tracking_uri=uris["alone"], storage_path=str(tmp_path / "alone"))
-    lines = []
-    outcome = run_study(packed, tracking_uri=uris["packed"], storage_path=str(tmp_path / "packed"),
-                        out=lines.append)
+    uris, outcome, lines = _run_both(tmp_path, "tuned", "smoke_tuned.yaml", "auto", epochs=2,
+                                     model={"family": "dense", "depths": [3]})
     assert (outcome.total, outcome.finished, outcome.errored) == (14, 14, 0)
     # Adam and L-Adam differ in σ alone: the twins share a pack in each phase
     assert any("phase tune: packing auto: 8 trials in 1 packs of at most 8 (largest group of "
