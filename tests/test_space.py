@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.study.space import flatten, load_space, trial_configs
+from harness.errors import HarnessError
+from harness.study.space import depth_part, flatten, load_space, trial_configs
 from harness.study.tuning import tune_configs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +123,38 @@ def test_dry_run_prints_the_trial_table(capsys):
     out = capsys.readouterr().out
     assert "2 depths × 2 optimizers × 3 seeds" in out
     assert out.count("dense10-L-Adam-s") == 3
+
+
+def test_a_depth_part_is_the_study_cut_to_its_depths_in_the_same_experiment():
+    path = Path("search_spaces/dense_depth_mnist_tuned.yaml")
+    whole = load_space(path)
+    part = depth_part(whole, [20, 3], path)
+    assert (part.name, part.experiment_name) == ("dense_depth_mnist_tuned-d3-20",
+                                                 "dense_depth_mnist_tuned")
+    assert part.model.depths == [3, 20]
+    assert part.model_dump(exclude={"name", "experiment", "model"}) == whole.model_dump(
+        exclude={"name", "experiment", "model"})
+    # the same tuning draws as the whole study at those depths
+    draws = {(c["arm"], c["point"]): (c["learning_rate"], c["sigma"]) for c in tune_configs(part)}
+    assert draws == {(c["arm"], c["point"]): (c["learning_rate"], c["sigma"])
+                     for c in tune_configs(whole) if c["depth"] in (3, 20)}
+    with pytest.raises(HarnessError, match=r"--depths \[7\]: not in the study's model.depths; "
+                       r"allowed: some of \[3, 20, 30, 40\]"):
+        depth_part(whole, [3, 7], path)
+
+
+def test_run_depths_flag_prints_the_part_and_refuses_bad_lists(capsys):
+    assert main(["run", "search_spaces/smoke.yaml", "--depths", "10", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("study 'smoke-d10': 1 depths × 2 optimizers × 3 seeds")
+    assert main(["run", "search_spaces/smoke.yaml", "--depths", "3,x", "--dry-run"]) == 2
+    assert "--depths '3,x': allowed: integers separated by commas" in capsys.readouterr().err
+
+
+def test_dry_run_of_a_packed_study_says_how_its_trials_are_packed(tmp_path, capsys):
+    data = yaml.safe_load(Path("search_spaces/smoke.yaml").read_text())
+    path = tmp_path / "packed.yaml"
+    path.write_text(yaml.safe_dump({**data, "packing": 4}))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    # per depth, Adam and L-Adam (σ alone differs) × 3 seeds: a pack of 4 and one of 2
+    assert "packing 4: 12 trials in 4 packs of at most 4 (packing field)" in capsys.readouterr().out

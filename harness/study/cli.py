@@ -4,6 +4,7 @@
     harness run SPACE.yaml --dry-run                  # print the trial table and exit
     harness run SPACE.yaml --address auto             # an existing cluster (or set RAY_ADDRESS)
     harness run --resume NAME                         # finish an interrupted study
+    harness run SPACE.yaml --depths 3,20              # a part of it: NAME-d3-20, same MLflow experiment
 Rerunning the same command also resumes: only unfinished or errored trials run again.
 """
 
@@ -24,6 +25,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("space", nargs="?", help="search-space YAML file (see search_spaces/)")
     parser.add_argument("--resume", metavar="NAME",
                         help="resume the study NAME saved under the storage path")
+    parser.add_argument("--depths", metavar="D1,D2",
+                        help="run only these of the file's depths, as the study NAME-dD1-D2 "
+                        "recorded in the whole study's MLflow experiment (split a long study)")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the file, print the trial table and exit")
     parser.add_argument("--address", help="Ray cluster address ('auto' or host:port); "
@@ -41,6 +45,14 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _int_list(flag: str, text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise HarnessError(f"{flag} {text!r}: allowed: integers separated by commas, e.g. 3,20") \
+            from None
+
+
 def _table(configs: list[dict], columns: list[str]) -> str:
     import pandas as pd
 
@@ -54,14 +66,26 @@ TABLE_COLUMNS = ["dataset", "model", "depth", "optimizer", "learning_rate", "sig
                  "layer_fraction", "seed", "epochs", "trial_key"]
 
 
+def _packing(spec, configs: list[dict]) -> list[str]:
+    """The packing line of a packed study's trials (none for an unpacked one)."""
+    from harness.study.packs import pack_configs, pack_size
+
+    if not spec.packing:
+        return []
+    size, why = pack_size(spec, configs)
+    return [f"packing {spec.packing}: {len(configs)} trials in {len(pack_configs(configs, size))} "
+            f"packs of at most {size} ({why})"]
+
+
 def _dry_run(spec) -> str:
     """What the study will run; the same file always prints the same text."""
     from harness.study.space import trial_configs
 
     if spec.tuning is None:
-        return (f"study {spec.name!r}: {len(spec.model.depths)} depths × {len(spec.optimizers)} "
-                f"optimizers × {len(spec.seeds)} seeds\n" + _table(trial_configs(spec),
-                                                                  TABLE_COLUMNS))
+        configs = trial_configs(spec)
+        return "\n".join([f"study {spec.name!r}: {len(spec.model.depths)} depths × "
+                          f"{len(spec.optimizers)} optimizers × {len(spec.seeds)} seeds",
+                          *_packing(spec, configs), _table(configs, TABLE_COLUMNS)])
     import pandas as pd
 
     from harness.study.tuning import arms, tune_configs
@@ -83,6 +107,7 @@ def _dry_run(spec) -> str:
         f"sampler {tuning.sampler} (seed {tuning.seed}); ranges {ranges}; tuning seeds "
         f"{tuning.seeds}",
         "phase tune:",
+        *_packing(spec, configs),
         _table(rows, ["arm", "point", "learning_rate", "sigma", *hyper, "seed", "epochs",
                       "trial_key"]),
         f"phase final: each arm's best tuning point by {tuning.metric} ({tuning.score_epoch} "
@@ -108,6 +133,15 @@ def run(args: argparse.Namespace) -> int:
         spec, where = load_saved_space(args.resume, args.storage_path), args.resume
     else:
         spec, where = load_space(args.space), args.space
+    if args.depths:
+        from pathlib import Path
+
+        from harness.study.space import depth_part
+
+        if args.resume:
+            raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
+                               "its own name (NAME-dD1-D2)")
+        spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space))
     if args.dry_run:
         print(_dry_run(spec))
         return 0

@@ -293,6 +293,21 @@ def parse_space(data: Any, path: Path) -> StudySpec:
     return spec
 
 
+def depth_part(spec: StudySpec, depths: list[int], path: Path) -> StudySpec:
+    """The study cut to some of its depths, to run as a part of its own: named NAME-dD1-D2…,
+    recorded in the whole study's MLflow experiment (so `harness analyze NAME` reads every
+    part). A depth the study does not have is a one-line HarnessError."""
+    unknown = sorted(set(depths) - set(spec.model.depths))
+    if not depths or unknown:
+        raise HarnessError(f"{path}: --depths {unknown or depths}: not in the study's "
+                           f"model.depths; allowed: some of {spec.model.depths}")
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    data["model"]["depths"] = [d for d in spec.model.depths if d in depths]
+    data["name"] = f"{spec.name}-d" + "-".join(str(d) for d in data["model"]["depths"])
+    data["experiment"] = spec.experiment_name
+    return parse_space(data, path)
+
+
 def load_space(path: str | Path) -> StudySpec:
     """Read and validate a search-space file (one-line `HarnessError` on any problem)."""
     path = Path(path)
