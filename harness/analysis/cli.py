@@ -1,4 +1,5 @@
-"""`harness analyze STUDY`: the tables, plots and report of a study, printed and attached to it."""
+"""`harness analyze STUDY`: the tables, plots and report of a study, printed and attached to it;
+`harness analyze --from DIR`: the same from a study exported as plain files (`export`)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,33 @@ def add_parser(subparsers) -> None:
             "at chance accuracy. A tuned study (trials tagged phase=tune/final) also gets each "
             "arm's chosen config with range-edge warnings, expected best validation accuracy vs "
             "tuning budget (opda), and success rates on the final seeds (Wilson intervals, "
-            "Fisher's exact test between twins); its other statistics use the final trials only."
+            "Fisher's exact test between twins); its other statistics use the final trials only. "
+            "--out also gets the study's raw runs as plain files (runs.csv, epochs.csv, arms.csv, "
+            "study.json); `--from DIR` analyses such a folder instead of MLflow, with the same "
+            "tables and report, and logs no MLflow run."
         ),
     )
-    parser.add_argument("study", help="study (MLflow experiment) name or id")
+    parser.add_argument(
+        "study",
+        nargs="?",
+        default=None,
+        help=(
+            "study (MLflow experiment) name or id; with --from it may be omitted, and when given "
+            "must be the name or id in the folder's study.json"
+        ),
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "analyse the runs exported in DIR (runs.csv, epochs.csv, arms.csv, study.json, as "
+            "an earlier `harness analyze` wrote them into its --out) instead of reading MLflow; "
+            "no MLflow 'analysis' run is logged"
+        ),
+    )
     parser.add_argument(
         "--tracking-uri",
         default=None,
@@ -72,16 +96,46 @@ def success_threshold(text: str | None) -> float | None:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def load(args: argparse.Namespace):
+    """The study to analyse: from MLflow, or from the exported folder of `--from`."""
+    from harness.analysis.export import META, load_exported
     from harness.analysis.load import load_study
+
+    if args.from_dir is None:
+        if args.study is None:
+            raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
+        return load_study(args.study, args.tracking_uri)
+    if args.tracking_uri is not None:
+        raise HarnessError("--tracking-uri and --from exclude each other: --from reads no MLflow")
+    study = load_exported(args.from_dir)
+    if args.study not in (None, study.name, study.experiment_id):
+        raise HarnessError(
+            f"STUDY {args.study!r} does not match {args.from_dir / META}, which holds study "
+            f"{study.name!r} (experiment {study.experiment_id}): give that name or id, or none"
+        )
+    return study
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analysis.export import export_study
     from harness.analysis.report import analyze, log_analysis_run, write_report
 
     threshold = success_threshold(args.success_threshold)
-    study = load_study(args.study, args.tracking_uri)
+    study = load(args)
     analysis = analyze(study, args.metric, args.target, success_threshold=threshold)
     out_dir = args.out or Path("analysis") / study.name
     write_report(analysis, out_dir)
-    run_id = log_analysis_run(analysis, out_dir)
+    export_study(study, out_dir)
     print(analysis.text())
-    print(f"\nreport: {out_dir / 'report.md'} (MLflow run {run_id} in study {study.name!r})")
+    if args.from_dir is not None:
+        print(
+            f"\nreport: {out_dir / 'report.md'} (from the runs exported in {args.from_dir}; "
+            "no MLflow analysis run logged)"
+        )
+        return 0
+    run_id = log_analysis_run(analysis, out_dir)
+    print(
+        f"\nreport: {out_dir / 'report.md'} (MLflow run {run_id} in study {study.name!r}; "
+        "its runs exported beside it)"
+    )
     return 0
