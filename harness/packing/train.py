@@ -30,8 +30,10 @@ class PackedTrainer:
         self.members = model.output_shape[1]
         self.alive = tf.Variable(tf.ones([self.members], tf.bool), trainable=False)
         optimizer.build(model.trainable_variables)
-        self._train = tf.function(self._train_step, jit_compile=jit_compile)
-        self._evaluate = tf.function(self._evaluate_step, jit_compile=jit_compile)
+        # one trace for every batch size (a split's last batch is smaller): no retracing
+        self._train = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=True)
+        self._evaluate = tf.function(self._evaluate_step, jit_compile=jit_compile,
+                                     reduce_retracing=True)
 
     def _sums(self, x, y, training: bool):
         logits = self.model(x, training=training)

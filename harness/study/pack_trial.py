@@ -13,7 +13,10 @@
   optimizer state, epoch and each member's status;
 - a member whose training loss is NaN or infinite reports `diverged` at that epoch and is masked
   out of the step; the others go on (`packing.train.PackedTrainer`);
-- runs on one device (the CPU, or its GPU or share of one: `devices.strategy`).
+- runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
+  XLA-compiled unless the study says `jit_compile: false` (under `auto` Keras compiles an
+  unpacked trial only on a GPU; a pack's one large step gained from XLA on whole-MNIST epochs on
+  the CPU too, `benchmarks/README.md`).
 """
 
 from __future__ import annotations
