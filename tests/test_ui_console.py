@@ -62,6 +62,36 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
+class Pack(Trial):
+    """A pack of three seeds as Tune holds it: one trial, results per member."""
+
+    def __init__(self, status="RUNNING", results=None):
+        super().__init__(0, status)
+        members = [Trial(seed).config["trial"] for seed in (0, 1, 2)]
+        self.config = {"trial": {"trial_key": "pack-dense3-Adam-x3", "members": members}}
+        self.last_result = {"members": results or {}}
+
+
+def test_a_pack_counts_as_its_members():
+    out = io.StringIO()
+    printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)
+    pack, alone = Pack(), Trial(3, "PENDING")
+    result = {"epoch": 1, "members": {"dense3-Adam-s0": {"epoch": 1, "val_accuracy": 0.5},
+                                      "dense3-Adam-s1": {"epoch": 1, "val_accuracy": 0.25,
+                                                         "status": "diverged"},
+                                      "dense3-Adam-s2": {"epoch": 1, "val_accuracy": 0.625}}}
+    pack.last_result = result
+    printer.on_trial_result(0, [pack, alone], pack, result)
+    # epochs left: 1 + 1 (members 0 and 2) + 2 (the pending trial) of 8; member 1 ended
+    assert re.fullmatch(r"\[00:00\] #{10}-{10} 1/4 trials done, 2 running, 0 failed, 1 diverged"
+                        r" \| best val_accuracy 0\.6250 \(Adam dense3 seed 2\) \| ETA 00:\d\d",
+                        out.getvalue().splitlines()[-1]), out.getvalue()
+    pack.status = "ERROR"
+    printer.on_trial_error(0, [pack, alone], pack)
+    assert "3/4 trials done, 0 running, 2 failed, 1 diverged" in out.getvalue().splitlines()[-1]
+    assert "pack-dense3-Adam-x3 (3 trials) failed after 1 tries" in out.getvalue()
+
+
 def test_on_a_terminal_one_line_redrawn_and_events_kept(monkeypatch):
     monkeypatch.setenv("COLUMNS", "61")
     out = Terminal()
