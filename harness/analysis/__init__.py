@@ -6,5 +6,6 @@ per seed) and `curves` (over epochs) → `tables`, `plots`, `report`; `cli` is `
 `metrics` says which direction of a metric is better and what a diverged run scores; `intervals`
 holds every confidence interval with its minimum n. A tuned study adds `tuned`: `choice` (chosen
 config, range edges), `budget` (expected best vs tuning budget, opda) and `success` (success
-rates and accuracy given success on the final seeds).
+rates and accuracy given success on the final seeds). `export` writes a study's runs and epochs
+as CSV files and reads them back (`harness analyze --from DIR`: the numbers without MLflow).
 """
