@@ -12,6 +12,13 @@ ci_low and ci_high, so the plotted data can be read back from `ax.get_lines()` /
 - `finals_points`: a tuned study's final runs, every seed a point (diverged or failed runs as
   crosses at the chance accuracy they count at), a short bar at each arm's mean, and the success
   threshold; a panel per pair.
+- `success_vs_depth`: a tuned study's success rate k / n of the final runs vs depth, per arm with
+  its Wilson interval as error bars (both from `success.success_rates`); a panel per pair.
+- `final_curves`: a tuned study's final runs, every seed's per-epoch metric as a thin line (its
+  `gid` the run_id; diverged or failed runs dotted), a panel per (depth, pair): does the noisy
+  twin end higher, or only get there sooner?
+In the last three, the twins of a pair sit side by side on the same axes, baseline first, in the
+same colour per arm in every panel.
 `save` writes each figure as PNG and SVG.
 """
 
@@ -24,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import rcParams
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from harness.analysis.depth import TREND_KEYS
 from harness.analysis.metrics import outcome
@@ -39,6 +47,24 @@ def _panels(count: int, title: str) -> tuple[Figure, list]:
     return figure, axes
 
 
+def _grid(frame: pd.DataFrame, rows: str, cols: str, title: str) -> tuple[Figure, list]:
+    """A figure with a panel per (value of `rows`, value of `cols`) in `frame`, both sorted, and
+    its cells [(ax, row value, column value, the rows of `frame` there)]."""
+    row_values, col_values = sorted(frame[rows].unique()), sorted(frame[cols].unique())
+    figure = Figure(
+        figsize=(PANEL_SIZE[0] * len(col_values), PANEL_SIZE[1] * len(row_values)),
+        layout="constrained",
+    )
+    figure.suptitle(title)
+    grid = figure.subplots(len(row_values), len(col_values), squeeze=False)
+    cells = [
+        (grid[i][j], r, c, frame[(frame[rows] == r) & (frame[cols] == c)])
+        for i, r in enumerate(row_values)
+        for j, c in enumerate(col_values)
+    ]
+    return figure, cells
+
+
 def _colors(labels) -> dict[str, str]:
     """One colour per label, the same in every panel of a figure."""
     cycle = rcParams["axes.prop_cycle"].by_key()["color"]
@@ -48,6 +74,16 @@ def _colors(labels) -> dict[str, str]:
 def _series(ax, x, mean, low, high, label: str, color: str, **style) -> None:
     ax.plot(x, mean, marker="o", label=label, color=color, **style)
     ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
+
+
+def _twins(cell: pd.DataFrame) -> list[str]:
+    """The arms of one pair's panel, baseline first (ordered by variant)."""
+    return list(dict.fromkeys(cell.sort_values("variant", kind="stable")["arm"]))
+
+
+def _dodge(i: int, count: int) -> float:
+    """x offset (in depth units) of the i-th of `count` arms, so twins at one depth sit apart."""
+    return 0.8 * (i - (count - 1) / 2)
 
 
 def _name(*parts: object) -> str:
@@ -146,27 +182,20 @@ def budget_curves(curves: pd.DataFrame) -> dict[str, Figure]:
     """Expected best val_accuracy vs budget per arm with its band (from `budget.budget_curves`)."""
     figures = {}
     for (dataset, model), frame in curves.groupby(["dataset", "model"], sort=True):
-        pairs, depths = sorted(frame["pair"].unique()), sorted(frame["depth"].unique())
-        figure = Figure(
-            figsize=(PANEL_SIZE[0] * len(depths), PANEL_SIZE[1] * len(pairs)), layout="constrained"
-        )
-        figure.suptitle(f"{dataset} / {model}: expected best val_accuracy vs tuning budget")
-        grid = figure.subplots(len(pairs), len(depths), squeeze=False)
+        title = f"{dataset} / {model}: expected best val_accuracy vs tuning budget"
+        figure, cells = _grid(frame, "pair", "depth", title)
         colors = _colors(sorted(frame["arm"].unique()))
-        for row, pair in enumerate(pairs):
-            for col, depth in enumerate(depths):
-                ax = grid[row][col]
-                cell = frame[(frame["pair"] == pair) & (frame["depth"] == depth)]
-                for arm, series in cell.groupby("arm", sort=True):
-                    series = series.sort_values("budget")
-                    _series(
-                        ax, series["budget"], series["expected_best"], series["band_low"],
-                        series["band_high"], arm, colors[arm], markersize=3,
-                    )  # fmt: skip
-                ax.set(title=f"{pair}, depth {depth}", xlabel="tuning budget (points)")
-                ax.set(ylabel="expected best val_accuracy", ylim=(0, 1))
-                if len(cell):
-                    ax.legend()
+        for ax, pair, depth, cell in cells:
+            for arm, series in cell.groupby("arm", sort=True):
+                series = series.sort_values("budget")
+                _series(
+                    ax, series["budget"], series["expected_best"], series["band_low"],
+                    series["band_high"], arm, colors[arm], markersize=3,
+                )  # fmt: skip
+            ax.set(title=f"{pair}, depth {depth}", xlabel="tuning budget (points)")
+            ax.set(ylabel="expected best val_accuracy", ylim=(0, 1))
+            if len(cell):
+                ax.legend()
         figures[_name("budget", dataset, model)] = figure
     return figures
 
@@ -182,10 +211,10 @@ def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> d
         colors = _colors(sorted(own["arm"].unique()))
         for ax, pair in zip(axes, pairs, strict=True):
             cell = own[own["pair"] == pair]
-            arms = list(dict.fromkeys(cell.sort_values("variant")["arm"]))
+            arms = _twins(cell)
             for i, arm in enumerate(arms):
                 runs = cell[cell["arm"] == arm]
-                x = runs["depth"].astype(float) + 0.8 * (i - (len(arms) - 1) / 2)
+                x = runs["depth"].astype(float) + _dodge(i, len(arms))
                 ok = runs["status"] == STATUS_FINISHED
                 ax.scatter(x[ok], runs["value"][ok], color=colors[arm], label=arm, s=14)
                 if (~ok).any():
@@ -194,13 +223,67 @@ def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> d
                         label=f"{arm} diverged/failed",
                     )  # fmt: skip
                 for depth, at in runs.groupby("depth"):
-                    center = float(depth) + 0.8 * (i - (len(arms) - 1) / 2)
+                    center = float(depth) + _dodge(i, len(arms))
                     ax.hlines(at["value"].mean(), center - 0.5, center + 0.5, color=colors[arm])
             for level in sorted(cell["threshold"].unique()):
                 ax.axhline(level, color="grey", linestyle=":", linewidth=0.8)
             ax.set(title=pair, xlabel="depth", ylabel=metric)
             ax.legend()
         figures[_name("finals", metric, dataset, model)] = figure
+    return figures
+
+
+def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
+    """Success rate k / n vs depth per arm, Wilson interval [success_low, success_high] as error
+    bars; a panel per pair (from `success.success_rates` on a tuned study's final runs)."""
+    figures = {}
+    for (dataset, model), own in success.groupby(["dataset", "model"], sort=True):
+        pairs = sorted(own["pair"].unique())
+        figure, axes = _panels(
+            len(pairs), f"{dataset} / {model}: success rate of the final runs (Wilson interval)"
+        )
+        colors = _colors(sorted(own["arm"].unique()))
+        for ax, pair in zip(axes, pairs, strict=True):
+            cell = own[own["pair"] == pair]
+            arms = _twins(cell)
+            for i, arm in enumerate(arms):
+                rates = cell[cell["arm"] == arm].sort_values("depth")
+                rate = rates["success_rate"].to_numpy(dtype=float)
+                # at k = 0 or k = n a Wilson bound equals the rate up to rounding: clip at 0
+                below = np.clip(rate - rates["success_low"].to_numpy(dtype=float), 0, None)
+                above = np.clip(rates["success_high"].to_numpy(dtype=float) - rate, 0, None)
+                ax.errorbar(
+                    rates["depth"].astype(float) + _dodge(i, len(arms)), rate,
+                    yerr=[below, above], marker="o", capsize=3, color=colors[arm], label=arm,
+                )  # fmt: skip
+            ax.set(title=pair, xlabel="depth", ylabel="success rate", ylim=(-0.02, 1.02))
+            ax.legend()
+        figures[_name("success_vs_depth", dataset, model)] = figure
+    return figures
+
+
+def final_curves(epochs: pd.DataFrame, metric: str) -> dict[str, Figure]:
+    """Every final run's `metric` per epoch as a thin line (gid = run_id), a panel per (depth, pair)
+    (from `Study.epochs` of a tuned study's final trials)."""
+    figures = {}
+    for (dataset, model), own in epochs.groupby(["dataset", "model"], sort=True):
+        figure, cells = _grid(
+            own, "depth", "pair", f"{dataset} / {model}: {metric} per epoch of every final run"
+        )
+        colors = _colors(sorted(own["arm"].unique()))
+        for ax, depth, pair, cell in cells:
+            for run_id, run in cell.groupby("run_id", sort=True):
+                run = run.sort_values("epoch")
+                ax.plot(
+                    run["epoch"], run[metric], color=colors[run["arm"].iloc[0]], linewidth=0.8,
+                    alpha=0.7, gid=run_id,
+                    linestyle="-" if run["status"].iloc[0] == STATUS_FINISHED else ":",
+                )  # fmt: skip
+            ax.set(title=f"{pair}, depth {depth}", xlabel="epoch", ylabel=metric, ylim=(0, 1))
+            if len(cell):
+                handles = [Line2D([], [], color=colors[arm], label=arm) for arm in _twins(cell)]
+                ax.legend(handles=handles)
+        figures[_name("final_curves", metric, dataset, model)] = figure
     return figures
 
 

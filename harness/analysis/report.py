@@ -70,6 +70,8 @@ class Analysis:
             figures |= plots.finals_points(
                 finals, thresholds(finals, self.tuning.threshold), SUCCESS_METRIC
             )
+            figures |= plots.success_vs_depth(self.tuning.success)
+            figures |= plots.final_curves(self.study.epochs, CURVE_METRIC)
         return figures
 
     def sections(self) -> list[tuple[str, str]]:
