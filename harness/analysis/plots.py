@@ -32,6 +32,7 @@ import pandas as pd
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from harness.analysis.depth import TREND_KEYS
 from harness.analysis.metrics import outcome
@@ -239,9 +240,7 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
     figures = {}
     for (dataset, model), own in success.groupby(["dataset", "model"], sort=True):
         pairs = sorted(own["pair"].unique())
-        figure, axes = _panels(
-            len(pairs), f"{dataset} / {model}: success rate of the final runs (Wilson interval)"
-        )
+        figure, axes = _panels(len(pairs), f"{dataset} / {model}: success rate vs depth")
         colors = _colors(sorted(own["arm"].unique()))
         for ax, pair in zip(axes, pairs, strict=True):
             cell = own[own["pair"] == pair]
@@ -256,7 +255,8 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
                     rates["depth"].astype(float) + _dodge(i, len(arms)), rate,
                     yerr=[below, above], marker="o", capsize=3, color=colors[arm], label=arm,
                 )  # fmt: skip
-            ax.set(title=pair, xlabel="depth", ylabel="success rate", ylim=(-0.02, 1.02))
+            ax.set(title=pair, xlabel="depth", ylabel="success rate of the final runs (Wilson)")
+            ax.set(ylim=(-0.02, 1.02))
             ax.legend()
         figures[_name("success_vs_depth", dataset, model)] = figure
     return figures
@@ -267,22 +267,22 @@ def final_curves(epochs: pd.DataFrame, metric: str) -> dict[str, Figure]:
     (from `Study.epochs` of a tuned study's final trials)."""
     figures = {}
     for (dataset, model), own in epochs.groupby(["dataset", "model"], sort=True):
-        figure, cells = _grid(
-            own, "depth", "pair", f"{dataset} / {model}: {metric} per epoch of every final run"
-        )
+        figure, cells = _grid(own, "depth", "pair", f"{dataset} / {model}: every final run")
         colors = _colors(sorted(own["arm"].unique()))
         for ax, depth, pair, cell in cells:
-            for run_id, run in cell.groupby("run_id", sort=True):
-                run = run.sort_values("epoch")
-                ax.plot(
-                    run["epoch"], run[metric], color=colors[run["arm"].iloc[0]], linewidth=0.8,
-                    alpha=0.7, gid=run_id,
-                    linestyle="-" if run["status"].iloc[0] == STATUS_FINISHED else ":",
-                )  # fmt: skip
+            arms = _twins(cell)
+            for arm in arms:
+                for run_id, run in cell[cell["arm"] == arm].groupby("run_id", sort=True):
+                    run = run.sort_values("epoch")
+                    ax.plot(
+                        run["epoch"], run[metric], color=colors[arm], linewidth=0.8, alpha=0.6,
+                        gid=run_id,
+                        linestyle="-" if run["status"].iloc[0] == STATUS_FINISHED else ":",
+                    )  # fmt: skip
             ax.set(title=f"{pair}, depth {depth}", xlabel="epoch", ylabel=metric, ylim=(0, 1))
-            if len(cell):
-                handles = [Line2D([], [], color=colors[arm], label=arm) for arm in _twins(cell)]
-                ax.legend(handles=handles)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if arms:
+                ax.legend(handles=[Line2D([], [], color=colors[arm], label=arm) for arm in arms])
         figures[_name("final_curves", metric, dataset, model)] = figure
     return figures
 
