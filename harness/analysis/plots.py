@@ -256,8 +256,9 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
                     yerr=[below, above], marker="o", capsize=3, color=colors[arm], label=arm,
                 )  # fmt: skip
             ax.set(title=pair, xlabel="depth", ylabel="success rate of the final runs (Wilson)")
-            ax.set(ylim=(-0.02, 1.02))
-            ax.legend()
+            ax.set(ylim=(-0.02, 1.02), xticks=sorted(cell["depth"].unique()))
+            # below the axes: inside it would hide the points at 0 or 1
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=len(arms))
         figures[_name("success_vs_depth", dataset, model)] = figure
     return figures
 
