@@ -1,7 +1,8 @@
 """Figures, one per (dataset, model), built on `matplotlib.figure.Figure` (no pyplot state).
 
-Every series is a line labelled with its arm (or comparison) and a shaded band between its
-ci_low and ci_high, so the plotted data can be read back from `ax.get_lines()` / `ax.collections`.
+In the first four, every series is a line labelled with its arm (or comparison) and a shaded band
+between its ci_low and ci_high, so the plotted data can be read back from `ax.get_lines()` /
+`ax.collections` (`success_vs_depth`: from `ax.containers`, one errorbar per arm).
 - `metric_vs_depth`: one panel per pair; per arm, the mean metric vs depth with its t interval.
 - `gain_vs_depth`: per comparison, the mean paired gain vs depth with its t interval, a dashed
   least-squares line (intercept + slope · depth) and the zero line.
