@@ -5,7 +5,9 @@ is locked" with the default SQLite store, however many trials run at once). A tr
 run by the tag `trial_key` (a stable id of its config), so a retried trial, a trial restored
 after a node died and a study resumed with `harness run --resume` all continue their own run;
 an epoch already logged for that run is never logged again (a trial restored from an older
-checkpoint re-reports epochs: the first value stays). Names follow `run_schema`.
+checkpoint re-reports epochs: the first value stays). Names follow `run_schema`. A packed
+study's Tune trial is a pack (`packs`): each member still gets its own run, tagged `pack` and
+`pack_size`, ended as soon as the member ends; a run that ended normally is never reopened.
 
 A tuned study also has one parent run per arm (`ensure_arm_runs`, made by the runner before the
 first trial; found again by its `arm` tag): every trial of the arm, tuning and final, is its
@@ -24,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
+from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.run_schema import (
     CHOSEN_PREFIX,
     EPOCH_METRICS,
@@ -49,7 +52,6 @@ from harness.study.run_schema import (
     TAG_TRIAL_KEY,
     TAG_VARIANT,
 )
-from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.space import flatten
 from harness.study.tracking_uri import artifact_location
 
