@@ -80,7 +80,21 @@ def add_parser(subparsers) -> None:
             "(default: chance accuracy of the dataset + 0.10)"
         ),
     )
+    parser.add_argument(
+        "--per-arm",
+        default=None,
+        metavar="NAMES",
+        help=(
+            "comma-separated hyperparameters each arm chose for itself (e.g. learning_rate,sigma "
+            "in a rerun of a tuned study's choices): they neither name arms nor keep a Langevin "
+            "arm from pairing with its plain twin seed by seed, as tuned ones in a tuned study"
+        ),
+    )
     parser.set_defaults(func=run)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip()) if text else ()
 
 
 def success_threshold(text: str | None) -> float | None:
@@ -104,7 +118,10 @@ def load(args: argparse.Namespace):
     if args.from_dir is None:
         if args.study is None:
             raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
-        return load_study(args.study, args.tracking_uri)
+        return load_study(args.study, args.tracking_uri, per_arm=_names(args.per_arm))
+    if args.per_arm:
+        raise HarnessError("--per-arm relabels the arms while reading MLflow; an exported folder "
+                           "keeps the arms it was exported with (--from takes no --per-arm)")
     if args.tracking_uri is not None:
         raise HarnessError("--tracking-uri and --from exclude each other: --from reads no MLflow")
     study = load_exported(args.from_dir)

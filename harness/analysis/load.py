@@ -112,9 +112,12 @@ def mlflow_client(tracking_uri: str):
     return MlflowClient(tracking_uri)
 
 
-def load_study(study: str, tracking_uri: str | None = None) -> Study:
+def load_study(study: str, tracking_uri: str | None = None,
+               per_arm: tuple[str, ...] = ()) -> Study:
     """Read every trial run (and, for a tuned study, every arm run) of the experiment named (or
-    numbered) `study`."""
+    numbered) `study`. `per_arm` names params each arm chose for itself (e.g. a rerun of a tuned
+    study's choices): like a tuned study's tuned params they are left out of arms and
+    shared_config; a name that is no logged param is a one-line HarnessError."""
     tracking_uri = tracking_uri or default_tracking_uri()
     client = mlflow_client(tracking_uri)
     experiment = _find_experiment(client, study, tracking_uri)
@@ -128,7 +131,12 @@ def load_study(study: str, tracking_uri: str | None = None) -> Study:
     arms = _arms_frame(
         _search_all(client, experiment.experiment_id, f"tags.{TAG_RUN_KIND} = '{RUN_KIND_ARM}'")
     )
-    trials = _trials_frame(runs, tuned_hypers(arms))
+    logged_params = {key for run in runs for key in run.data.params}
+    unknown = sorted(set(per_arm) - logged_params)
+    if unknown:
+        raise HarnessError(f"--per-arm {', '.join(unknown)}: not a param of study "
+                           f"{experiment.name!r}; allowed: {', '.join(sorted(logged_params))}")
+    trials = _trials_frame(runs, tuned_hypers(arms) + tuple(per_arm))
     epochs = _epochs_frame(client, runs, trials)
     per_trial = epochs.groupby("run_id").agg(
         **{BEST_VAL_ACCURACY: ("val_accuracy", "max"), EPOCHS_DONE: ("epoch", "max")}
