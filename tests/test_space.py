@@ -34,9 +34,15 @@ def test_shipped_spaces_validate_and_expand(path):
         runs_per_arm = spec.tuning.budget
     assert len(configs) == len(spec.model.depths) * len(spec.optimizers) * runs_per_arm
     assert len({c["trial_key"] for c in configs}) == len(configs)
-    # every Langevin arm has its baseline twin (same base optimizer, sigma 0) in the study
-    bases = {c["base_optimizer"] for c in configs if c["variant"] == "baseline"}
-    assert {c["base_optimizer"] for c in configs} == bases
+    # every Langevin arm has its baseline twin (same base optimizer, sigma 0, same depth) in the
+    # study, or, for a part recorded in another study's experiment, in that study's file
+    studies = [spec]
+    if spec.experiment_name != spec.name:
+        studies += [load_space(p) for p in SHIPPED if p.stem == spec.experiment_name]
+        assert len(studies) == 2, f"no shipped file for experiment {spec.experiment_name!r}"
+    bases = {(o.base, depth) for study in studies for o in study.optimizers if o.sigma == 0
+             for depth in study.model.depths}
+    assert {(c["base_optimizer"], c["depth"]) for c in configs} <= bases
 
 
 def test_dense_depth_study_is_the_papers():
