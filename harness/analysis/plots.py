@@ -83,6 +83,18 @@ def _twins(cell: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(cell.sort_values("variant", kind="stable")["arm"]))
 
 
+def _pair_panels(own: pd.DataFrame, title: str):
+    """One (dataset, model)'s figure with a panel per optimizer pair (sorted), its colours per
+    arm, and its panels [(ax, pair, the rows of `own` there, their arms baseline first)]."""
+    pairs = sorted(own["pair"].unique())
+    figure, axes = _panels(len(pairs), title)
+    panels = []
+    for ax, pair in zip(axes, pairs, strict=True):
+        cell = own[own["pair"] == pair]
+        panels.append((ax, pair, cell, _twins(cell)))
+    return figure, _colors(sorted(own["arm"].unique())), panels
+
+
 def _dodge(i: int, count: int) -> float:
     """x offset (in depth units) of the i-th of `count` arms, so twins at one depth sit apart."""
     return 0.8 * (i - (count - 1) / 2)
@@ -208,12 +220,9 @@ def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> d
     frame = frame.dropna(subset=["value"])
     figures = {}
     for (dataset, model), own in frame.groupby(["dataset", "model"], sort=True):
-        pairs = sorted(own["pair"].unique())
-        figure, axes = _panels(len(pairs), f"{dataset} / {model}: {metric} of every final run")
-        colors = _colors(sorted(own["arm"].unique()))
-        for ax, pair in zip(axes, pairs, strict=True):
-            cell = own[own["pair"] == pair]
-            arms = _twins(cell)
+        figure, colors, panels = _pair_panels(
+            own, f"{dataset} / {model}: {metric} of every final run")
+        for ax, pair, cell, arms in panels:
             for i, arm in enumerate(arms):
                 runs = cell[cell["arm"] == arm]
                 x = runs["depth"].astype(float) + _dodge(i, len(arms))
@@ -240,12 +249,8 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
     bars; a panel per pair (from `success.success_rates` on a tuned study's final runs)."""
     figures = {}
     for (dataset, model), own in success.groupby(["dataset", "model"], sort=True):
-        pairs = sorted(own["pair"].unique())
-        figure, axes = _panels(len(pairs), f"{dataset} / {model}: success rate vs depth")
-        colors = _colors(sorted(own["arm"].unique()))
-        for ax, pair in zip(axes, pairs, strict=True):
-            cell = own[own["pair"] == pair]
-            arms = _twins(cell)
+        figure, colors, panels = _pair_panels(own, f"{dataset} / {model}: success rate vs depth")
+        for ax, pair, cell, arms in panels:
             for i, arm in enumerate(arms):
                 rates = cell[cell["arm"] == arm].sort_values("depth")
                 rate = rates["success_rate"].to_numpy(dtype=float)

@@ -51,20 +51,22 @@ def _pack(members: list[dict]) -> dict:
                          f"x{len(members)}-{digest}", PACK_MEMBERS: members}
 
 
-def pack_configs(configs: list[dict], size: int) -> list[dict]:
-    """The trials as packs of at most `size` compatible trials, in the trials' order."""
+def _groups(configs: list[dict]) -> list[list[dict]]:
+    """The trials grouped by what they share, each group in the trials' order."""
     groups: dict[str, list[dict]] = {}
     for config in configs:
         groups.setdefault(_shared(config), []).append(config)
-    return [_pack(group[start:start + size]) for group in groups.values()
+    return list(groups.values())
+
+
+def pack_configs(configs: list[dict], size: int) -> list[dict]:
+    """The trials as packs of at most `size` compatible trials, in the trials' order."""
+    return [_pack(group[start:start + size]) for group in _groups(configs)
             for start in range(0, len(group), size)]
 
 
 def largest_group(configs: list[dict]) -> int:
-    groups: dict[str, int] = {}
-    for config in configs:
-        groups[_shared(config)] = groups.get(_shared(config), 0) + 1
-    return max(groups.values(), default=1)
+    return max(map(len, _groups(configs)), default=1)
 
 
 def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
