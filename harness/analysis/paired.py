@@ -4,7 +4,10 @@ A Langevin arm and its baseline (same dataset, model, depth, pair and shared_con
 `load`) run with the same seed share initial weights and data order, so they are compared per
 seed on their outcomes (`metrics.outcome`: a diverged or failed run counts at chance accuracy):
     gain_s = direction(metric) · (langevin_s − baseline_s),
-so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). Seeds without a value
+so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). A pair is one
+(comparison, seed): two runs of one Langevin arm with one seed, or two baseline runs (of one arm or
+of two) that would both pair with a Langevin arm at one seed, are refused with a one-line
+HarnessError (`require_one_run_per_seed`) rather than cross-joined. Seeds without a value
 on both sides are listed in `unpaired`; n_failed_baseline / n_failed_langevin count the paired
 seeds whose run diverged or failed on that side. Over the n paired seeds:
 mean gain, std (ddof = 1), wins / ties / losses (gain > 0, = 0, < 0), the t interval (n ≥ 3;
@@ -32,6 +35,7 @@ from harness.analysis.intervals import (
     t_interval,
 )
 from harness.analysis.metrics import direction, is_accuracy, outcome
+from harness.errors import HarnessError
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, VARIANT_BASELINE
 
 PAIR_KEYS = ["dataset", "model", "depth", "pair", "shared_config"]
@@ -66,6 +70,24 @@ GAIN_BOUNDS = (-1.0, 1.0)
 NO_BASELINE = "no baseline"  # a Langevin arm whose setting no baseline ran
 
 
+def require_one_run_per_seed(trials: pd.DataFrame, keys: list[str]) -> None:
+    """A one-line HarnessError naming the arm(s), the seed and the runs (trial key and run id) when
+    two `trials` share `keys` and a seed: they would count twice, or pair with one partner."""
+    by = [*keys, "seed"]
+    twice = trials[trials.duplicated(by, keep=False)].sort_values([*by, "arm"])
+    if twice.empty:
+        return
+    first = twice.iloc[0]
+    same = twice[(twice[by] == first[by]).all(axis=1)]
+    arms = ", ".join(repr(arm) for arm in dict.fromkeys(same["arm"]))
+    runs = ", ".join(f"{key} (run {run})" for key, run in zip(same["trial_key"], same["run_id"]))
+    raise HarnessError(
+        f"{arms} at {first['dataset']}/{first['model']} depth {first['depth']}: {len(same)} runs "
+        f"with seed {first['seed']} ({runs}); a seed runs once per arm and pairs once: drop the "
+        "duplicate run, or keep its configs apart (fewer --per-arm names)"
+    )
+
+
 def pair_seeds(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per (comparison, seed) over the seeds run on either side: `baseline` and `langevin`
     outcomes (NaN where that side has none), whether each side `*_failed` (diverged or failed),
@@ -73,6 +95,8 @@ def pair_seeds(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     failed = trials["status"].isin([STATUS_DIVERGED, STATUS_FAILED])
     frame = trials.assign(value=outcome(trials, metric), failed=failed)
     is_baseline = frame["variant"] == VARIANT_BASELINE
+    require_one_run_per_seed(frame[~is_baseline], COMPARISON_KEYS)
+    require_one_run_per_seed(frame[is_baseline], PAIR_KEYS)
     langevin = frame.loc[~is_baseline, [*COMPARISON_KEYS, "seed", "value", "failed"]].rename(
         columns={"value": "langevin", "failed": "langevin_failed"}
     )

@@ -20,7 +20,7 @@ from harness.analysis.aggregate import order_arms
 from harness.analysis.intervals import CONFIDENCE, bca_interval, wilson_interval
 from harness.analysis.load import ARM_KEYS
 from harness.analysis.metrics import chance_of, outcome
-from harness.analysis.paired import PAIR_KEYS
+from harness.analysis.paired import PAIR_KEYS, require_one_run_per_seed
 from harness.study.run_schema import VARIANT_BASELINE
 
 SUCCESS_METRIC = "test_accuracy"
@@ -45,7 +45,9 @@ def thresholds(trials: pd.DataFrame, threshold: float | None = None) -> pd.Serie
 def success_rates(
     trials: pd.DataFrame, threshold: float | None = None, confidence: float = CONFIDENCE
 ) -> pd.DataFrame:
-    """SUCCESS_COLUMNS, one row per arm (runs without an outcome yet are left out)."""
+    """SUCCESS_COLUMNS, one row per arm (runs without an outcome yet are left out; two runs of one
+    arm with one seed are a one-line HarnessError, `paired.require_one_run_per_seed`)."""
+    require_one_run_per_seed(trials, ARM_KEYS)
     accuracy = outcome(trials, SUCCESS_METRIC)
     frame = trials.assign(accuracy=accuracy, threshold=thresholds(trials, threshold)).dropna(
         subset=["accuracy"]

@@ -1,0 +1,66 @@
+"""The defects an independent audit of the analysis found, each on a small input the old code got
+wrong: two configs under one arm name cross-paired, ties broken by floating point, zero gains
+dropped without a word, NaN p-values leaving the Holm family, a percentile bootstrap labelled BCa,
+no interval or paired test for a success-rate difference, no depth trend of success, a traceback
+for a tuned study without finals, and a continuation taken for a replication."""
+
+from __future__ import annotations
+
+import pytest
+from test_analysis_audit import gains_of, trials
+
+from harness.analysis.load import label_arms
+from harness.analysis.success import success_rates
+from harness.errors import HarnessError
+
+
+def _keyed(*runs: dict) -> list[dict]:
+    """`runs` with a run id and a trial key each, as the loader gives them."""
+    return [
+        {"run_id": f"r{i}", "trial_key": f"{run['optimizer']}-{run['seed']}-{i}", **run}
+        for i, run in enumerate(runs)
+    ]
+
+
+def test_two_configs_under_one_arm_name_are_refused_not_cross_paired():
+    # `--per-arm learning_rate` over a study that ran two learning rates per twin: the learning
+    # rate no longer names the arms, so each arm has two runs per seed
+    runs = _keyed(
+        *[
+            {"optimizer": optimizer, "seed": s, "learning_rate": lr, "test_accuracy": acc}
+            for lr in (1e-3, 1e-2)
+            for optimizer, acc in (("RMSprop", 0.5), ("L-RMSprop", 0.6))
+            for s in range(3)
+        ]
+    )
+    frame = label_arms(trials(*runs).drop(columns=["arm", "shared_config"]), ["epochs"])
+    assert set(frame["arm"]) == {"RMSprop", "L-RMSprop"}  # one name for two configs
+    with pytest.raises(HarnessError) as refused:
+        gains_of(frame)  # was: 3 seeds gave 6 pairs
+    message = str(refused.value)
+    assert "\n" not in message and "L-RMSprop" in message and "seed 0" in message
+    assert "L-RMSprop-0-3" in message and "L-RMSprop-0-9" in message  # the two runs' keys
+    with pytest.raises(HarnessError, match=r"'L-RMSprop'.* seed 0 .*L-RMSprop-0-3"):
+        success_rates(frame)  # was: n = 6 runs of 3 seeds
+
+
+def test_a_duplicated_baseline_run_is_refused_not_counted_twice():
+    runs = _keyed(
+        *[{"optimizer": "RMSprop", "seed": s, "test_accuracy": 0.5} for s in range(3)],
+        *[{"optimizer": "L-RMSprop", "seed": s, "test_accuracy": 0.6} for s in range(3)],
+        {"optimizer": "RMSprop", "seed": 2, "test_accuracy": 0.5},
+    )
+    with pytest.raises(HarnessError, match=r"'RMSprop'.* seed 2 .*RMSprop-2-2.*RMSprop-2-6"):
+        gains_of(trials(*runs))
+
+
+def test_two_baseline_arms_pairing_with_one_langevin_arm_are_refused():
+    # two baseline arms of one pair and shared_config (a second display name under the same pair
+    # tag), both partners of the same L-RMSprop seeds
+    runs = _keyed(
+        *[{"optimizer": "RMSprop", "seed": s, "test_accuracy": 0.5} for s in range(3)],
+        *[{"optimizer": "RMSprop (other)", "seed": s, "test_accuracy": 0.5} for s in range(3)],
+        *[{"optimizer": "L-RMSprop", "seed": s, "test_accuracy": 0.6} for s in range(3)],
+    )
+    with pytest.raises(HarnessError, match=r"'RMSprop', 'RMSprop \(other\)'.* seed 0 "):
+        gains_of(trials(*runs))
