@@ -7,6 +7,7 @@ for a tuned study without finals, and a continuation taken for a replication."""
 from __future__ import annotations
 
 import pytest
+from analysis_store import row
 from test_analysis_audit import gains_of, trials
 
 from harness.analysis.load import label_arms
@@ -64,3 +65,19 @@ def test_two_baseline_arms_pairing_with_one_langevin_arm_are_refused():
     )
     with pytest.raises(HarnessError, match=r"'RMSprop', 'RMSprop \(other\)'.* seed 0 "):
         gains_of(trials(*runs))
+
+
+def test_equal_gains_tie_whatever_the_last_bits_of_their_accuracies():
+    # +1009 and −1009 of 10 000 test images: 0.9123 − 0.8114 and 0.8114 − (0.7 + 0.2123), whose
+    # magnitudes differ in the last bits (the loss ranked 1, the win 2)
+    accuracies = [(0.9123, 0.8114), (0.8114, 0.7 + 0.2123)]
+    accuracies += [(0.6 + 0.01 * s, 0.4) for s in range(6)]  # six clear wins
+    assert abs(0.8114 - (0.7 + 0.2123)) != 0.9123 - 0.8114
+    runs = [
+        {"optimizer": optimizer, "seed": s, "test_accuracy": accuracy}
+        for s, pair in enumerate(accuracies)
+        for optimizer, accuracy in zip(("L-RMSprop", "RMSprop"), pair, strict=True)
+    ]
+    gain = row(gains_of(trials(*runs)), arm="L-RMSprop")
+    # ranks 1.5 and 1.5: two-sided exact p = 2 · #{sign flips with W− ≤ 1.5} / 2^8 = 2 · 3 / 256
+    assert gain["p_wilcoxon"] == pytest.approx(6 / 256)  # was 4 / 256 = 0.0156

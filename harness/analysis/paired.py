@@ -3,8 +3,10 @@
 A Langevin arm and its baseline (same dataset, model, depth, pair and shared_config, see
 `load`) run with the same seed share initial weights and data order, so they are compared per
 seed on their outcomes (`metrics.outcome`: a diverged or failed run counts at chance accuracy):
-    gain_s = direction(metric) · (langevin_s − baseline_s),
-so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). A pair is one
+    gain_s = round(direction(metric) · (langevin_s − baseline_s), GAIN_DECIMALS),
+so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). Rounding to 1e-9 makes
+equal differences equal: +1009 and −1009 of 10 000 test images, computed from accuracies whose
+last bits differ, tie in Wilcoxon's ranks, and a difference of a few ulps is a tie, not a win. A pair is one
 (comparison, seed): two runs of one Langevin arm with one seed, or two baseline runs (of one arm or
 of two) that would both pair with a Langevin arm at one seed, are refused with a one-line
 HarnessError (`require_one_run_per_seed`) rather than cross-joined. Seeds without a value
@@ -67,6 +69,7 @@ GAIN_COLUMNS = [
     "note",
 ]
 GAIN_BOUNDS = (-1.0, 1.0)
+GAIN_DECIMALS = 9  # far below any real difference (one test image in 10^6 is 1e-6)
 NO_BASELINE = "no baseline"  # a Langevin arm whose setting no baseline ran
 
 
@@ -91,7 +94,7 @@ def require_one_run_per_seed(trials: pd.DataFrame, keys: list[str]) -> None:
 def pair_seeds(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per (comparison, seed) over the seeds run on either side: `baseline` and `langevin`
     outcomes (NaN where that side has none), whether each side `*_failed` (diverged or failed),
-    `baseline_arm`, and `gain` (NaN unless both sides have a value)."""
+    `baseline_arm`, and `gain` (rounded to GAIN_DECIMALS; NaN unless both sides have a value)."""
     failed = trials["status"].isin([STATUS_DIVERGED, STATUS_FAILED])
     frame = trials.assign(value=outcome(trials, metric), failed=failed)
     is_baseline = frame["variant"] == VARIANT_BASELINE
@@ -108,7 +111,9 @@ def pair_seeds(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     per_seed = langevin.merge(
         arms.merge(baseline, on=PAIR_KEYS), on=[*COMPARISON_KEYS, "seed"], how="outer"
     )
-    per_seed["gain"] = direction(metric) * (per_seed["langevin"] - per_seed["baseline"])
+    per_seed["gain"] = (direction(metric) * (per_seed["langevin"] - per_seed["baseline"])).round(
+        GAIN_DECIMALS
+    )
     return per_seed.sort_values([*COMPARISON_KEYS, "seed"], ignore_index=True)
 
 
