@@ -81,3 +81,18 @@ def test_equal_gains_tie_whatever_the_last_bits_of_their_accuracies():
     gain = row(gains_of(trials(*runs)), arm="L-RMSprop")
     # ranks 1.5 and 1.5: two-sided exact p = 2 · #{sign flips with W− ≤ 1.5} / 2^8 = 2 · 3 / 256
     assert gain["p_wilcoxon"] == pytest.approx(6 / 256)  # was 4 / 256 = 0.0156
+
+
+def test_zero_gains_left_out_of_wilcoxon_are_counted_and_said():
+    # five seeds tie (both twins at chance), three win: Wilcoxon ranks the three wins only
+    accuracies = [(0.1135, 0.1135)] * 5 + [(0.95, 0.90), (0.96, 0.90), (0.97, 0.90)]
+    runs = [
+        {"optimizer": optimizer, "seed": s, "test_accuracy": accuracy}
+        for s, pair in enumerate(accuracies)
+        for optimizer, accuracy in zip(("L-RMSprop", "RMSprop"), pair, strict=True)
+    ]
+    gain = row(gains_of(trials(*runs)), arm="L-RMSprop")
+    assert (gain["n_pairs"], gain["n_nonzero"]) == (8, 3)
+    assert "Wilcoxon on the 3 non-zero gains (5 zero gains dropped)" in gain["note"]
+    # exact over the 2^3 signs of the three wins, not scipy < 1.15's normal approximation (0.109)
+    assert gain["p_wilcoxon"] == pytest.approx(2 / 2**3)

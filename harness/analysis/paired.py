@@ -4,20 +4,25 @@ A Langevin arm and its baseline (same dataset, model, depth, pair and shared_con
 `load`) run with the same seed share initial weights and data order, so they are compared per
 seed on their outcomes (`metrics.outcome`: a diverged or failed run counts at chance accuracy):
     gain_s = round(direction(metric) · (langevin_s − baseline_s), GAIN_DECIMALS),
-so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). Rounding to 1e-9 makes
-equal differences equal: +1009 and −1009 of 10 000 test images, computed from accuracies whose
-last bits differ, tie in Wilcoxon's ranks, and a difference of a few ulps is a tie, not a win. A pair is one
-(comparison, seed): two runs of one Langevin arm with one seed, or two baseline runs (of one arm or
-of two) that would both pair with a Langevin arm at one seed, are refused with a one-line
-HarnessError (`require_one_run_per_seed`) rather than cross-joined. Seeds without a value
-on both sides are listed in `unpaired`; n_failed_baseline / n_failed_langevin count the paired
-seeds whose run diverged or failed on that side. Over the n paired seeds:
+so that gain > 0 always means "Langevin did better" (`metrics.DIRECTION`). Rounding to 1e-9
+makes equal differences equal: +1009 and −1009 of 10 000 test images, computed from accuracies
+whose last bits differ, tie in Wilcoxon's ranks, and a difference of a few ulps is a tie, not a
+win. A pair is one (comparison, seed): two runs of one Langevin arm with one seed, or two baseline
+runs (of one arm or of two) that would both pair with a Langevin arm at one seed, are refused
+with a one-line HarnessError (`require_one_run_per_seed`) rather than cross-joined. Seeds without
+a value on both sides are listed in `unpaired`; n_failed_baseline / n_failed_langevin count the
+paired seeds whose run diverged or failed on that side. Over the n paired seeds:
 mean gain, std (ddof = 1), wins / ties / losses (gain > 0, = 0, < 0), the t interval (n ≥ 3;
 clipped to [−1, 1] for an accuracy), the BCa bootstrap interval of the mean (n ≥ 8), the Wilcoxon
-signed-rank p-value (zero gains dropped, as scipy's default; all gains zero: p = 1; n ≥ 3) with its Holm correction
-across the depths of one comparison (statsmodels multipletests), and the paired t-test p-value
-(one-sample t-test of the gains against 0). `note` says which statistics too few seeds left out
-(see `intervals` for each minimum n).
+signed-rank p-value (n ≥ 3) with its Holm correction across the depths of one comparison
+(statsmodels multipletests), and the paired t-test p-value (one-sample t-test of the gains
+against 0). The Wilcoxon call is explicit, so that its p does not move with scipy's defaults:
+    scipy.stats.wilcoxon(gains, zero_method="wilcox", method=PermutationMethod(9999, rng=0)),
+zero gains dropped (Wilcoxon's own rule; `n_nonzero` counts the gains it ranks and `note` says
+how many it dropped; all gains zero: p = 1), ties given their average rank, and the p-value from
+the sign-flip distribution of the signed-rank statistic (scipy's PermutationMethod, 9999
+resamples from a fixed seed: every one of the 2^n sign patterns, so exact, for n ≤ 13).
+`note` also says which statistics too few seeds left out (see `intervals` for each minimum n).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ COMPARISON_KEYS = [*PAIR_KEYS, "arm"]
 # Comparisons whose p-values are Holm-corrected together: one Langevin arm over the depths.
 FAMILY_KEYS = ["dataset", "model", "pair", "arm"]
 GAIN_STATS = [
+    "n_nonzero",
     "mean_gain",
     "std_gain",
     "n_wins",
@@ -69,6 +75,7 @@ GAIN_COLUMNS = [
     "note",
 ]
 GAIN_BOUNDS = (-1.0, 1.0)
+WILCOXON_RESAMPLES = 9999  # ≥ 2^13: the sign-flip distribution is enumerated up to n = 13
 GAIN_DECIMALS = 9  # far below any real difference (one test image in 10^6 is 1e-6)
 NO_BASELINE = "no baseline"  # a Langevin arm whose setting no baseline ran
 
@@ -122,6 +129,7 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
     n = len(gains)
     stats = dict.fromkeys(GAIN_STATS, np.nan)
     stats.update(
+        n_nonzero=int((gains != 0).sum()),
         n_wins=int((gains > 0).sum()),
         n_ties=int((gains == 0).sum()),
         n_losses=int((gains < 0).sum()),
@@ -135,7 +143,11 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
     boot_low, boot_high = bca_interval(gains, np.mean, confidence)
     with warnings.catch_warnings():  # constant gains: the tests' variance is 0, p-values degenerate
         warnings.simplefilter("ignore", RuntimeWarning)
-        p_wilcoxon = scipy.stats.wilcoxon(gains).pvalue if np.any(gains != 0) else 1.0
+        p_wilcoxon = (
+            scipy.stats.wilcoxon(gains, zero_method="wilcox", method=_wilcoxon_method()).pvalue
+            if np.any(gains != 0)
+            else 1.0
+        )
         p_ttest = scipy.stats.ttest_1samp(gains, 0.0).pvalue
     stats.update(
         std_gain=gains.std(ddof=1),
@@ -147,6 +159,13 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
         p_ttest=p_ttest,
     )
     return stats
+
+
+def _wilcoxon_method() -> scipy.stats.PermutationMethod:
+    """The sign-flip null distribution of WILCOXON_RESAMPLES resamples from a fixed seed."""
+    return scipy.stats.PermutationMethod(
+        n_resamples=WILCOXON_RESAMPLES, rng=np.random.default_rng(0)
+    )
 
 
 def summarize_gains(
@@ -162,6 +181,7 @@ def summarize_gains(
         baseline_arm = named.iloc[0] if len(named) else NO_BASELINE
         paired = group[group["gain"].notna()]
         gains = paired["gain"].to_numpy(dtype=float)
+        stats = gain_stats(gains, metric, confidence)
         rows.append(
             {
                 **row,
@@ -169,9 +189,9 @@ def summarize_gains(
                 "n_pairs": len(gains),
                 "n_failed_baseline": int(paired["baseline_failed"].astype(bool).sum()),
                 "n_failed_langevin": int(paired["langevin_failed"].astype(bool).sum()),
-                **gain_stats(gains, metric, confidence),
+                **stats,
                 "unpaired": _unpaired(group, baseline_arm, row["arm"]),
-                "note": _note(len(gains)),
+                "note": _note(len(gains), stats["n_nonzero"]),
             }
         )
     gains = pd.DataFrame(rows, columns=GAIN_COLUMNS)
@@ -203,11 +223,16 @@ def _unpaired(group: pd.DataFrame, baseline_arm: str, arm: str) -> str:
     )
 
 
-def _note(n_pairs: int) -> str:
+def _note(n_pairs: int, n_nonzero: int) -> str:
     if n_pairs == 0:
         return "no seed with a value on both sides"
     if n_pairs < MIN_N_T:
         return f"too few seeds (n={n_pairs} < {MIN_N_T}): no CI, no test"
+    notes = []
     if n_pairs < MIN_N_BOOTSTRAP:
-        return f"too few seeds for a bootstrap CI (n={n_pairs} < {MIN_N_BOOTSTRAP})"
-    return ""
+        notes.append(f"too few seeds for a bootstrap CI (n={n_pairs} < {MIN_N_BOOTSTRAP})")
+    if n_nonzero < n_pairs:
+        notes.append(
+            f"Wilcoxon on the {n_nonzero} non-zero gains ({n_pairs - n_nonzero} zero gains dropped)"
+        )
+    return "; ".join(notes)
