@@ -6,13 +6,26 @@ for a tuned study without finals, and a continuation taken for a replication."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from analysis_store import row
 from test_analysis_audit import gains_of, trials
 
-from harness.analysis.load import label_arms
+from harness.analysis.load import EPOCH_KEYS, Study, label_arms
+from harness.analysis.paired import holm
+from harness.analysis.report import analyze
 from harness.analysis.success import success_rates
 from harness.errors import HarnessError
+
+
+def _analysis(frame: pd.DataFrame, metric: str = "test_accuracy"):
+    """`report.analyze` of an untuned study of the trials in `frame`, each one epoch long with
+    its test accuracy as its val_accuracy."""
+    frame = frame.assign(phase=None, run_id=[f"r{i}" for i in range(len(frame))])
+    epochs = frame[EPOCH_KEYS].assign(epoch=1, val_accuracy=frame["test_accuracy"])
+    study = Study("defects", "0", "sqlite:///none", frame, epochs, (metric,), pd.DataFrame())
+    return analyze(study, metric)
 
 
 def _keyed(*runs: dict) -> list[dict]:
@@ -96,3 +109,30 @@ def test_zero_gains_left_out_of_wilcoxon_are_counted_and_said():
     assert "Wilcoxon on the 3 non-zero gains (5 zero gains dropped)" in gain["note"]
     # exact over the 2^3 signs of the three wins, not scipy < 1.15's normal approximation (0.109)
     assert gain["p_wilcoxon"] == pytest.approx(2 / 2**3)
+
+
+def test_a_depth_without_a_p_value_still_counts_in_the_holm_family():
+    gains = pd.DataFrame(
+        {
+            "dataset": "mnist",
+            "model": "dense",
+            "pair": "adam",
+            "arm": "L-Adam",
+            "p_wilcoxon": [0.01, 0.04, np.nan],  # depth 40: too few seeds for a test
+        }
+    )
+    adjusted = holm(gains, "p_wilcoxon")
+    assert adjusted[:2].tolist() == pytest.approx([0.01 * 3, 0.04 * 2])  # m = 3, not 2
+    assert np.isnan(adjusted[2])
+
+
+def test_the_report_says_which_family_holm_corrects_over_and_that_it_is_secondary():
+    runs = [
+        {"optimizer": optimizer, "seed": s, "depth": depth, "test_accuracy": acc + 0.01 * s}
+        for depth in (3, 30)
+        for optimizer, acc in (("RMSprop", 0.5), ("L-RMSprop", 0.6))
+        for s in range(3)
+    ]
+    (title,) = [t for t, _ in _analysis(trials(*runs)).sections() if t.startswith("Paired gains")]
+    assert "Holm: secondary" in title
+    assert "family: one Langevin arm over the depths of this analysis" in title

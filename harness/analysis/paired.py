@@ -14,8 +14,7 @@ a value on both sides are listed in `unpaired`; n_failed_baseline / n_failed_lan
 paired seeds whose run diverged or failed on that side. Over the n paired seeds:
 mean gain, std (ddof = 1), wins / ties / losses (gain > 0, = 0, < 0), the t interval (n ≥ 3;
 clipped to [−1, 1] for an accuracy), the BCa bootstrap interval of the mean (n ≥ 8), the Wilcoxon
-signed-rank p-value (n ≥ 3) with its Holm correction across the depths of one comparison
-(statsmodels multipletests), and the paired t-test p-value (one-sample t-test of the gains
+signed-rank p-value (n ≥ 3) with its Holm correction (`holm`), and the paired t-test p-value (one-sample t-test of the gains
 against 0). The Wilcoxon call is explicit, so that its p does not move with scipy's defaults:
     scipy.stats.wilcoxon(gains, zero_method="wilcox", method=PermutationMethod(9999, rng=0)),
 zero gains dropped (Wilcoxon's own rule; `n_nonzero` counts the gains it ranks and `note` says
@@ -23,6 +22,11 @@ how many it dropped; all gains zero: p = 1), ties given their average rank, and 
 the sign-flip distribution of the signed-rank statistic (scipy's PermutationMethod, 9999
 resamples from a fixed seed: every one of the 2^n sign patterns, so exact, for n ≤ 13).
 `note` also says which statistics too few seeds left out (see `intervals` for each minimum n).
+
+The Holm family here is one Langevin arm over the depths of one analyze call (FAMILY_KEYS): m is
+the number of its comparisons, those without a p-value (too few seeds) included, so a missing p
+never makes the others' correction milder. It is a secondary correction: a study's declared
+family of confirmatory comparisons is corrected elsewhere.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, VARIANT_BAS
 
 PAIR_KEYS = ["dataset", "model", "depth", "pair", "shared_config"]
 COMPARISON_KEYS = [*PAIR_KEYS, "arm"]
-# Comparisons whose p-values are Holm-corrected together: one Langevin arm over the depths.
+# Comparisons whose p-values are Holm-corrected together: one Langevin arm over the depths of one
+# analyze call (a secondary family).
 FAMILY_KEYS = ["dataset", "model", "pair", "arm"]
+HOLM_FAMILY = "p Holm: secondary, family: one Langevin arm over the depths of this analysis"
 GAIN_STATS = [
     "n_nonzero",
     "mean_gain",
@@ -199,14 +205,16 @@ def summarize_gains(
 
 
 def holm(gains: pd.DataFrame, column: str) -> pd.Series:
-    """Holm-adjusted `column` within each FAMILY_KEYS group (the depths of one comparison)."""
+    """Holm-adjusted `column` within each FAMILY_KEYS group (the depths of one comparison), with
+    m = every comparison of the group: a NaN p stays NaN and enters the correction as p = 1, the
+    last in Holm's order, so that the others are multiplied as in a family of m."""
     from statsmodels.stats.multitest import multipletests
 
     adjusted = pd.Series(np.nan, index=gains.index)
     for _, family in gains.groupby(FAMILY_KEYS):
-        p = family[column].dropna()
-        if len(p):
-            adjusted[p.index] = multipletests(p.to_numpy(), method="holm")[1]
+        p = family[column]
+        adjusted[family.index] = multipletests(p.fillna(1.0).to_numpy(), method="holm")[1]
+        adjusted[p.index[p.isna()]] = np.nan
     return adjusted
 
 

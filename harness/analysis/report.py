@@ -22,7 +22,7 @@ from harness.analysis.depth import depth_trend
 from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
 from harness.analysis.load import Study, mlflow_client
 from harness.analysis.metrics import is_accuracy
-from harness.analysis.paired import pair_seeds, summarize_gains
+from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
 from harness.analysis.tables import (
     budget_table,
@@ -86,7 +86,7 @@ class Analysis:
                 paper_table(self.summary, self.metric),
             ),
             (
-                "Paired gains: Langevin − baseline, seed by seed",
+                f"Paired gains: Langevin − baseline, seed by seed ({HOLM_FAMILY})",
                 gains_table(self.gains, self.metric) if len(self.gains) else NO_PAIRS,
             ),
             ("Gain vs depth", depth_claims(self.trend, self.gains, self.metric)),
