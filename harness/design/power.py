@@ -93,6 +93,10 @@ class Outcomes:
     langevin_accuracy: np.ndarray
     baseline_accuracy: np.ndarray
 
+    def first(self, n: int) -> Outcomes:
+        """The same studies cut to their first n seeds."""
+        return Outcomes(*(column[:, :n] for column in vars(self).values()))
+
 
 def draw_outcomes(effect: Effect, studies: int, n: int, key: tuple[int, ...] = (SEED,)) -> Outcomes:
     """`studies` simulated studies of n ≥ 1 seeds under `effect`. Seed j's outcomes come from a
@@ -192,7 +196,8 @@ def power(
 
 def simulated_p_values(endpoint: str, test: str, outcomes: Outcomes) -> np.ndarray:
     """The declared test's p-value in each simulated study (success tests from `p_value_table`,
-    sign-flip as the module docstring says)."""
+    sign-flip as the module docstring says; NaN for "accuracy_trained" where no seed has both arms
+    trained, as `evaluate` gives)."""
     success_l, success_b = outcomes.langevin_success, outcomes.baseline_success
     n = success_l.shape[1]
     if test == "fisher" or test == "boschloo":
@@ -201,9 +206,24 @@ def simulated_p_values(endpoint: str, test: str, outcomes: Outcomes) -> np.ndarr
         a, b = (success_l & ~success_b).sum(axis=1), (~success_l & success_b).sum(axis=1)
         return p_value_table(test, n)[a, b]
     differences = outcomes.langevin_accuracy - outcomes.baseline_accuracy
-    if endpoint == "accuracy_trained":  # a zero difference flips to itself: as if left out
-        differences = np.where(success_l & success_b, differences, 0.0)
-    return sign_flip_p_values(differences, exact=n <= SIMULATED_EXACT_MAX_N)
+    if endpoint == "accuracy":
+        return sign_flip_p_values(differences, exact=n <= SIMULATED_EXACT_MAX_N)
+    both = success_l & success_b  # a zero difference flips to itself: as if left out
+    p_values = sign_flip_p_values(np.where(both, differences, 0.0), exact=n <= SIMULATED_EXACT_MAX_N)
+    return np.where(both.any(axis=1), p_values, np.nan)
+
+
+def simulated_estimates(endpoint: str, outcomes: Outcomes) -> np.ndarray:
+    """The endpoint's estimate (Langevin − baseline) in each simulated study: the success rate
+    difference, or the mean paired accuracy difference over all seeds or over the seeds where
+    both arms trained (NaN where there is none)."""
+    success_l, success_b = outcomes.langevin_success, outcomes.baseline_success
+    if endpoint == "success":
+        return (success_l.sum(axis=1) - success_b.sum(axis=1)) / success_l.shape[1]
+    differences = outcomes.langevin_accuracy - outcomes.baseline_accuracy
+    keep = success_l & success_b if endpoint == "accuracy_trained" else np.ones_like(success_l)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(keep, differences, 0).sum(axis=1) / keep.sum(axis=1)
 
 
 def sign_flip_p_values(differences: np.ndarray, exact: bool) -> np.ndarray:
