@@ -155,3 +155,14 @@ def test_effect_validation_and_null():
     assert Effect(0.7, 0.7).is_null("success") and Effect(0.7, 0.7).is_null("accuracy")
     assert not Effect(0.6, 0.7).is_null("accuracy") and Effect(0.6, 0.7).is_null("accuracy_trained")
     assert not Effect(0.7, 0.7, accuracy_gain=0.01).is_null("accuracy_trained")
+
+
+@pytest.mark.parametrize("test", ["fisher", "mcnemar"])
+@pytest.mark.parametrize("rates", [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.3, 0.9)])
+def test_power_at_edge_rates_is_a_probability(test, rates):
+    value = power("success", test, 7, Effect(*rates), 0.05)
+    assert 0 <= value <= 1
+    if rates[0] == rates[1]:
+        assert value == 0  # identical certain outcomes never reject
+    if set(rates) == {0.0, 1.0}:
+        assert value == 1  # 7 of 7 against 0 of 7: p = 2 / C(14, 7) for Fisher, 2 / 2^7 McNemar

@@ -186,9 +186,11 @@ def power(
         l_only = effect.langevin_success * (1 - effect.baseline_success)
         b_only = effect.baseline_success * (1 - effect.langevin_success)
         a, b = np.meshgrid(counts, counts, indexing="ij")
-        cells = np.stack([a, b, n - a - b], axis=-1)
-        probability = scipy.stats.multinomial.pmf(cells, n, [l_only, b_only, 1 - l_only - b_only])
-        return float(np.sum(np.where(a + b <= n, probability, 0) * (table <= alpha)))
+        concordant = np.maximum(n - a - b, 0)  # a + b > n: the cells sum past n, pmf 0
+        probability = scipy.stats.multinomial.pmf(
+            np.stack([a, b, concordant], axis=-1), n, [l_only, b_only, max(0.0, 1 - l_only - b_only)]
+        )
+        return float(np.sum(probability * (table <= alpha)))
     p_langevin = scipy.stats.binom.pmf(counts, n, effect.langevin_success)
     p_baseline = scipy.stats.binom.pmf(counts, n, effect.baseline_success)
     return float(p_langevin @ (table <= alpha) @ p_baseline)
