@@ -12,10 +12,12 @@ import pytest
 from analysis_store import row
 from test_analysis_audit import gains_of, trials
 
+from harness.analysis.intervals import bca_interval
 from harness.analysis.load import EPOCH_KEYS, Study, label_arms
-from harness.analysis.paired import holm
-from harness.analysis.report import analyze
+from harness.analysis.paired import gain_stats, holm
+from harness.analysis.report import analyze, gains_title
 from harness.analysis.success import success_rates
+from harness.analysis.tables import gains_table
 from harness.errors import HarnessError
 
 
@@ -136,3 +138,26 @@ def test_the_report_says_which_family_holm_corrects_over_and_that_it_is_secondar
     (title,) = [t for t, _ in _analysis(trials(*runs)).sections() if t.startswith("Paired gains")]
     assert "Holm: secondary" in title
     assert "family: one Langevin arm over the depths of this analysis" in title
+
+
+NEARLY_CONSTANT = [0.0] * 7 + [2.788498200899441e-272]  # BCa undefined: scipy gives NaN
+
+
+def test_a_bootstrap_interval_says_when_it_fell_back_to_the_percentile_method():
+    assert bca_interval(NEARLY_CONSTANT)[2] == "percentile"
+    assert bca_interval([0.1 * i for i in range(8)])[2] == "BCa"
+    gains = pd.DataFrame(
+        [
+            {"dataset": "mnist", "model": "dense", "depth": depth, "arm": "L-Adam",
+             "baseline_arm": "Adam", "n_pairs": 8, "n_failed_baseline": 0,
+             "n_failed_langevin": 0, "p_wilcoxon_holm": np.nan, "note": "", "unpaired": "",
+             **gain_stats(np.array(values), "test_accuracy")}
+            for depth, values in ((3, NEARLY_CONSTANT), (30, [0.01 * i for i in range(8)]))
+        ]
+    )  # fmt: skip
+    assert gains["boot_method"].tolist() == ["percentile", "BCa"]
+    cells = gains_table(gains, "test_accuracy")["bootstrap CI"].tolist()
+    assert cells[0].endswith(" percentile") and not cells[1].endswith(" percentile")
+    title = gains_title(gains)  # the report's section title
+    assert "bootstrap CI: BCa; percentile where marked (BCa undefined)" in title
+    assert "bootstrap CI: BCa; p Holm" in gains_title(gains[gains["depth"] == 30])

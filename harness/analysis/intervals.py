@@ -9,7 +9,10 @@ Below its minimum n an interval is NaN and the tables say "too few seeds" instea
   result does not depend on the order runs were loaded in); n ≥ MIN_N_BOOTSTRAP (with
   fewer values a bootstrap sees too few distinct resamples: a percentile interval on 3 seeds covers
   about 75 %). Resampled values stay in their own range, so a bounded statistic's interval does too.
-  All values equal: the interval is that value.
+  All values equal: the interval is that value. BCa is undefined when nearly every resample equals
+  the estimate (scipy returns NaN); the percentile interval of the same resamples stands in, and
+  the method returned with the interval says so (BCA, PERCENTILE, ALL_EQUAL; "" below the
+  minimum n), so that a table can mark it.
 - `wilson_interval`: the Wilson score interval of a proportion k / n
   (statsmodels proportion_confint, method "wilson"); inside [0, 1] by construction; n ≥ 1.
 MIN_N_WILCOXON: the exact two-sided Wilcoxon signed-rank test cannot give p < 0.05 below 6 pairs
@@ -28,6 +31,7 @@ MIN_N_T = 3
 MIN_N_BOOTSTRAP = 8
 MIN_N_WILCOXON = 6
 BOOTSTRAP_RESAMPLES = 9999
+BCA, PERCENTILE, ALL_EQUAL = "BCa", "percentile", "all equal"  # what `bca_interval` computed
 UNBOUNDED = (-np.inf, np.inf)
 
 
@@ -60,17 +64,15 @@ def clip(value, bounds=UNBOUNDED):
 
 def bca_interval(
     values, statistic=np.mean, confidence: float = CONFIDENCE, seed: int = 0
-) -> tuple[float, float]:
-    """(low, high) of the BCa bootstrap interval of `statistic` over `values` (percentile where
-    BCa is undefined)."""
+) -> tuple[float, float, str]:
+    """(low, high, method) of the BCa bootstrap interval of `statistic` over `values`: method BCA,
+    or PERCENTILE where BCa is undefined (ALL_EQUAL for equal values, "" below the minimum n)."""
     values = np.sort(np.asarray(values, dtype=float))  # resampling must not depend on load order
     if len(values) < MIN_N_BOOTSTRAP:
-        return np.nan, np.nan
+        return np.nan, np.nan, ""
     if np.ptp(values) == 0:
-        return float(statistic(values)), float(statistic(values))
-    # BCa is undefined when nearly every resample equals the estimate (values that differ in the
-    # last bits: scipy returns NaN); the percentile interval of the same resamples stands in.
-    for method in ("BCa", "percentile"):
+        return float(statistic(values)), float(statistic(values)), ALL_EQUAL
+    for method in (BCA, PERCENTILE):
         with warnings.catch_warnings():  # scipy warns when a resample is degenerate
             warnings.simplefilter("ignore")
             ci = scipy.stats.bootstrap(
@@ -83,7 +85,7 @@ def bca_interval(
             ).confidence_interval
         if np.isfinite(ci.low) and np.isfinite(ci.high):
             break
-    return float(ci.low), float(ci.high)
+    return float(ci.low), float(ci.high), method
 
 
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

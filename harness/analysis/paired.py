@@ -13,9 +13,10 @@ with a one-line HarnessError (`require_one_run_per_seed`) rather than cross-join
 a value on both sides are listed in `unpaired`; n_failed_baseline / n_failed_langevin count the
 paired seeds whose run diverged or failed on that side. Over the n paired seeds:
 mean gain, std (ddof = 1), wins / ties / losses (gain > 0, = 0, < 0), the t interval (n ≥ 3;
-clipped to [−1, 1] for an accuracy), the BCa bootstrap interval of the mean (n ≥ 8), the Wilcoxon
-signed-rank p-value (n ≥ 3) with its Holm correction (`holm`), and the paired t-test p-value (one-sample t-test of the gains
-against 0). The Wilcoxon call is explicit, so that its p does not move with scipy's defaults:
+clipped to [−1, 1] for an accuracy), the BCa bootstrap interval of the mean (n ≥ 8; `boot_method`
+says "percentile" where BCa is undefined and the percentile interval stands in), the Wilcoxon
+signed-rank p-value (n ≥ 3) with its Holm correction (`holm`), and the paired t-test p-value
+(one-sample t-test of the gains against 0). The Wilcoxon call is explicit, so that its p does not move with scipy's defaults:
     scipy.stats.wilcoxon(gains, zero_method="wilcox", method=PermutationMethod(9999, rng=0)),
 zero gains dropped (Wilcoxon's own rule; `n_nonzero` counts the gains it ranks and `note` says
 how many it dropped; all gains zero: p = 1), ties given their average rank, and the p-value from
@@ -66,6 +67,7 @@ GAIN_STATS = [
     "ci_high",
     "boot_low",
     "boot_high",
+    "boot_method",
     "p_wilcoxon",
     "p_ttest",
 ]
@@ -135,6 +137,7 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
     n = len(gains)
     stats = dict.fromkeys(GAIN_STATS, np.nan)
     stats.update(
+        boot_method="",
         n_nonzero=int((gains != 0).sum()),
         n_wins=int((gains > 0).sum()),
         n_ties=int((gains == 0).sum()),
@@ -146,7 +149,7 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
         return stats
     bounds = GAIN_BOUNDS if is_accuracy(metric) else UNBOUNDED
     ci_low, ci_high = t_interval(gains, confidence, bounds)
-    boot_low, boot_high = bca_interval(gains, np.mean, confidence)
+    boot_low, boot_high, boot_method = bca_interval(gains, np.mean, confidence)
     with warnings.catch_warnings():  # constant gains: the tests' variance is 0, p-values degenerate
         warnings.simplefilter("ignore", RuntimeWarning)
         p_wilcoxon = (
@@ -161,6 +164,7 @@ def gain_stats(gains: np.ndarray, metric: str, confidence: float = CONFIDENCE) -
         ci_high=ci_high,
         boot_low=boot_low,
         boot_high=boot_high,
+        boot_method=boot_method,
         p_wilcoxon=p_wilcoxon,
         p_ttest=p_ttest,
     )

@@ -25,6 +25,7 @@ from harness.analysis.metrics import is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
 from harness.analysis.tables import (
+    bootstrap_methods,
     budget_table,
     choices_table,
     depth_claims,
@@ -86,7 +87,7 @@ class Analysis:
                 paper_table(self.summary, self.metric),
             ),
             (
-                f"Paired gains: Langevin − baseline, seed by seed ({HOLM_FAMILY})",
+                gains_title(self.gains),
                 gains_table(self.gains, self.metric) if len(self.gains) else NO_PAIRS,
             ),
             ("Gain vs depth", depth_claims(self.trend, self.gains, self.metric)),
@@ -96,6 +97,14 @@ class Analysis:
     def text(self) -> str:
         """What the terminal shows: every section, tables as aligned text."""
         return "\n\n".join(f"{title}\n\n{_as_text(body)}" for title, body in self.sections())
+
+
+def gains_title(gains: pd.DataFrame) -> str:
+    """The paired gains' section title: each interval's method and the Holm family."""
+    return (
+        "Paired gains: Langevin − baseline, seed by seed (gain ± 95% t interval; bootstrap CI: "
+        f"{bootstrap_methods(gains['boot_method'])}; {HOLM_FAMILY})"
+    )
 
 
 def _as_text(body) -> str:
@@ -123,7 +132,8 @@ def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
         ("Range warnings", tuning.warnings() or ["no chosen value at the edge of its range"]),
         (
             f"Success on the final seeds ({tuning.threshold_text()}; diverged or failed = not "
-            "trained; Wilson interval; accuracy given success with a BCa interval)",
+            "trained; Wilson interval; accuracy given success with a bootstrap interval: "
+            f"{bootstrap_methods(tuning.success['acc_method'])})",
             success_table(tuning.success),
         ),
         (

@@ -7,7 +7,8 @@ asked apart, per arm (dataset, model, depth, arm):
   between each Langevin arm and its baseline twin Fisher's exact test (two-sided,
   scipy.stats.fisher_exact) on the 2×2 table [[k_L, n_L − k_L], [k_B, n_B − k_B]];
 - accuracy given success: the mean test accuracy of the successful runs with its BCa bootstrap
-  interval (k ≥ MIN_N_BOOTSTRAP, else "too few seeds"; it stays inside [0, 1]).
+  interval (k ≥ MIN_N_BOOTSTRAP, else "too few seeds"; it stays inside [0, 1]; `acc_method` says
+  "percentile" where BCa is undefined and the percentile interval stands in).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SUCCESS_METRIC = "test_accuracy"
 DEFAULT_MARGIN = 0.10  # above chance accuracy
 SUCCESS_COLUMNS = [
     *ARM_KEYS, "pair", "shared_config", "variant", "threshold", "n", "n_success", "success_rate",
-    "success_low", "success_high", "acc_given_success", "acc_low", "acc_high",
+    "success_low", "success_high", "acc_given_success", "acc_low", "acc_high", "acc_method",
 ]  # fmt: skip
 TWIN_COLUMNS = [
     *PAIR_KEYS, "arm", "baseline_arm", "n_success", "n", "baseline_n_success", "baseline_n",
@@ -57,7 +58,7 @@ def success_rates(
     for keys, arm in frame.groupby(ARM_KEYS, sort=True):
         k, n = int(arm["success"].sum()), len(arm)
         good = arm.loc[arm["success"], "accuracy"].to_numpy(dtype=float)
-        acc_low, acc_high = bca_interval(good, np.mean, confidence)
+        acc_low, acc_high, acc_method = bca_interval(good, np.mean, confidence)
         rows.append(
             {
                 **dict(zip(ARM_KEYS, keys, strict=True)),
@@ -75,6 +76,7 @@ def success_rates(
                 "acc_given_success": good.mean() if k else np.nan,
                 "acc_low": acc_low,
                 "acc_high": acc_high,
+                "acc_method": acc_method,
             }
         )
     return order_arms(pd.DataFrame(rows, columns=SUCCESS_COLUMNS))

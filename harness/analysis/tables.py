@@ -2,7 +2,9 @@
 
 Accuracy metrics are shown in percent (as in the paper), gains in percentage points; an
 interval is shown as mean ± half-width of the 95 % t interval, with the number of seeds behind it,
-or "too few seeds" below the interval's minimum n (see `intervals`).
+or "too few seeds" below the interval's minimum n (see `intervals`). A bootstrap interval is BCa;
+where BCa was undefined and the percentile interval stood in, its cell says "percentile", and
+`bootstrap_methods` names what a column holds for its section title.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import pandas as pd
 
 from harness.analysis.depth import TREND_KEYS
-from harness.analysis.intervals import MIN_N_BOOTSTRAP, MIN_N_T
+from harness.analysis.intervals import BCA, MIN_N_BOOTSTRAP, MIN_N_T, PERCENTILE
 from harness.analysis.metrics import is_accuracy
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED
 
@@ -29,6 +31,17 @@ def _number(value: float, metric: str, signed: bool = False) -> str:
         return "—"
     sign = "+" if signed else ""
     return f"{100 * value:{sign}.2f}" if _percent(metric) else f"{value:{sign}.4g}"
+
+
+def bootstrap_methods(methods: pd.Series) -> str:
+    """What a column of bootstrap intervals holds: "BCa", or BCa with percentile where marked."""
+    if (methods == PERCENTILE).any():
+        return f"{BCA}; {PERCENTILE} where marked (BCa undefined)"
+    return BCA
+
+
+def _marked(interval: str, method: str) -> str:
+    return f"{interval} {PERCENTILE}" if method == PERCENTILE else interval
 
 
 def _p(value: float) -> str:
@@ -75,7 +88,7 @@ def paper_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def gains_table(gains: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per comparison: n paired seeds, mean gain ± t half-width, the BCa interval, the
+    """One row per comparison: n paired seeds, mean gain ± t half-width, the bootstrap interval, the
     Wilcoxon p-value (raw and Holm across depths) and the t-test p-value, wins / ties / losses,
     how many paired runs diverged or failed on each side (at chance accuracy), and the notes."""
     unit = " (pp)" if _percent(metric) else ""
@@ -88,11 +101,9 @@ def gains_table(gains: pd.DataFrame, metric: str) -> pd.DataFrame:
                 _estimate(row.mean_gain, row.ci_low, row.ci_high, row.n_pairs, metric, signed=True)
                 for row in gains.itertuples()
             ],
-            "BCa CI": [
-                "—"
-                if pd.isna(lo)
-                else f"[{_number(lo, metric, True)}, {_number(hi, metric, True)}]"
-                for lo, hi in zip(gains["boot_low"], gains["boot_high"], strict=True)
+            "bootstrap CI": [
+                _marked(_interval(row.boot_low, row.boot_high, metric, True), row.boot_method)
+                for row in gains.itertuples()
             ],
             "p Wilcoxon": gains["p_wilcoxon"].map(_p),
             "p Holm": gains["p_wilcoxon_holm"].map(_p),
@@ -152,13 +163,15 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _interval(low, high, metric: str = "test_accuracy") -> str:
-    return "—" if pd.isna(low) else f"[{_number(low, metric)}, {_number(high, metric)}]"
+def _interval(low, high, metric: str = "test_accuracy", signed: bool = False) -> str:
+    if pd.isna(low):
+        return "—"
+    return f"[{_number(low, metric, signed)}, {_number(high, metric, signed)}]"
 
 
 def success_table(success: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: successes k/n, rate with its Wilson interval, accuracy given success with its BCa
-    interval ("too few seeds" below MIN_N_BOOTSTRAP successes), all in percent."""
+    """Per arm: successes k/n, rate with its Wilson interval, accuracy given success with its
+    bootstrap interval ("too few seeds" below MIN_N_BOOTSTRAP successes), all in percent."""
     return pd.DataFrame(
         {
             **{key: success[key] for key in TABLE_INDEX},
@@ -174,8 +187,8 @@ def success_table(success: pd.DataFrame) -> pd.DataFrame:
             "accuracy | trained (%)": success["acc_given_success"].map(
                 lambda v: _number(v, "test_accuracy")
             ),
-            "BCa CI": [
-                _interval(row.acc_low, row.acc_high)
+            "bootstrap CI": [
+                _marked(_interval(row.acc_low, row.acc_high), row.acc_method)
                 if row.n_success >= MIN_N_BOOTSTRAP
                 else f"{TOO_FEW} (k={row.n_success} < {MIN_N_BOOTSTRAP})"
                 for row in success.itertuples()
