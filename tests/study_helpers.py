@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -36,3 +39,18 @@ def epoch_steps(tracking_uri: str, run_id: str) -> dict[str, list[int]]:
     """For every per-epoch metric, the list of steps logged (duplicates would show twice)."""
     client = MlflowClient(tracking_uri)
     return {m: [p.step for p in client.get_metric_history(run_id, m)] for m in EPOCH_METRICS}
+
+
+def interrupt_when(command: list[str], env: dict, cwd: Path, written: Path,
+                   timeout: float) -> tuple[int, str]:
+    """Start the driver `command`, send it Ctrl-C (SIGINT) once the file `written` exists, and
+    return its exit code and output."""
+    driver = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not written.exists() and driver.poll() is None:
+        time.sleep(0.5)
+    assert written.exists(), f"{written.name} was not written in time"
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=180)
+    return driver.returncode, output

@@ -85,7 +85,7 @@ REFUSALS = [
      "make 10100 trials; allowed: at most 10000"),
     ("tuned budget beyond trials", {"seeds": None, "tuning": TUNED,
                                     "optimizers": [{"base": "adam"}]},
-     "'tuning.budget' × 'tuning.seeds' + 'tuning.final_seeds' make 100010 trials"),
+     "('tuning.budget' + screening + 'tuning.final_seeds' with controls) make 100010 trials"),
     ("validation is the whole train split", {"dataset": {"name": "mnist",
                                                          "validation_size": 60000}},
      "field 'dataset.validation_size' is 60000 but the training split has 60000 examples "

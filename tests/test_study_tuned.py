@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from study_helpers import REPO, TINY_DATA, epoch_steps, trial_runs
+from study_helpers import REPO, TINY_DATA, epoch_steps, interrupt_when, trial_runs
 
 from harness.study.run_schema import EPOCH_METRICS
 from harness.study.space import load_space
@@ -40,15 +38,8 @@ def test_killed_between_phases_resumes_without_losing_or_repeating_anything(tmp_
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     command = [sys.executable, "-m", "harness.cli", "run", str(space), "--storage-path",
                str(results), "--max-concurrent", "1"]
-    driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline and not choices_file.exists() and driver.poll() is None:
-        time.sleep(0.5)
-    assert choices_file.exists(), "the tuning phase did not end in time"
-    driver.send_signal(signal.SIGINT)  # the final phase is starting
-    output, _ = driver.communicate(timeout=180)
-    assert driver.returncode == 130, output
+    returncode, output = interrupt_when(command, env, tmp_path, choices_file, timeout=400)
+    assert returncode == 130, output  # stopped as the final phase starts
     choices = json.loads(choices_file.read_text())
     tuned_before = {r.data.tags["trial_key"]: r.info.end_time for r in trial_runs(uri, "tiny_tuned")
                     if r.data.tags["phase"] == "tune"}

@@ -88,7 +88,8 @@ def _dry_run(spec) -> str:
                           *_packing(spec, configs), _table(configs, TABLE_COLUMNS)])
     import pandas as pd
 
-    from harness.study.tuning import arms, tune_configs
+    from harness.study.looks import seed_counts
+    from harness.study.tuning import arms, rounds, tune_configs
 
     tuning = spec.tuning
     configs = tune_configs(spec)
@@ -100,21 +101,56 @@ def _dry_run(spec) -> str:
         f"{k} [{r.low:g}, {r.high:g}]{' log' if r.log else ''}"
         for k, r in tuning.ranges(base).items())
         for base in dict.fromkeys(o.base for o in spec.optimizers))
-    return "\n".join([
-        f"study {spec.name!r} (tuned): {n_arms} arms × budget {tuning.budget} = {len(configs)} "
-        f"tuning trials, then {n_arms} arms × {len(finals)} final seeds = {n_arms * len(finals)} "
-        "final trials",
+    per_arm = tuning.trials_per_arm
+    budget = f"budget {tuning.budget}"
+    if tuning.screen:
+        budget += (f" + {tuning.kept} kept points × {len(tuning.screen_seed_list)} screening "
+                   f"seeds = {per_arm} tuning trials per arm")
+    lines = [
+        f"study {spec.name!r} (tuned): {n_arms} arms × {budget} = {n_arms * per_arm} tuning "
+        f"trials, then {n_arms} arms × {len(finals)} final seeds = {n_arms * len(finals)} "
+        "final trials" + (" (at most: looks stop when decided)" if len(seed_counts(spec)) > 1
+                          else ""),
         f"sampler {tuning.sampler} (seed {tuning.seed}); ranges {ranges}; tuning seeds "
-        f"{tuning.seeds}",
-        "phase tune:",
+        f"{tuning.seeds}" + (f"; screening seeds {tuning.screen_seed_list}" if tuning.screen
+                             else ""),
+        *_protocol_lines(spec),
+        "phase tune:" if len(rounds(spec)) == 1 else "phase tune (round 1: the plain arms):",
         *_packing(spec, configs),
         _table(rows, ["arm", "point", "learning_rate", "sigma", *hyper, "seed", "epochs",
                       "trial_key"]),
+    ]
+    if len(rounds(spec)) > 1:
+        lines.append(f"phase tune-noise (round 2): each Langevin arm draws sigma alone "
+                     f"({tuning.budget} points) at its plain twin's chosen setting")
+    if tuning.screen:
+        lines.append(f"phase screen: each arm's {tuning.kept} best points (stage one) on the "
+                     f"screening seeds {tuning.screen_seed_list}; the choice is the best mean "
+                     "over a point's seeds (a failed run scores at chance)")
+    lines += [
         f"phase final: each arm's best tuning point by {tuning.metric} ({tuning.score_epoch} "
         f"epoch, {tuning.mode}; ties: the earliest point) on final seeds {finals}:",
         pd.DataFrame({"arm": [a.name for a in arms(spec)], "final trials": len(finals)},
                      index=range(1, n_arms + 1)).to_string(),
-    ])
+    ]
+    if tuning.matched_lr_controls:
+        lines.append("matched-lr controls: where a Langevin arm chose another learning rate "
+                     "than its plain twin, the finals add ARM[sigma=0] and ARM[lr=PLAIN] on the "
+                     f"same seeds (up to {2 * sum(a.optimizer.noisy for a in arms(spec))} "
+                     f"arms × {len(finals)} seeds)")
+    if spec.decision is not None:
+        from harness.study.power_plan import power_lines
+
+        lines += power_lines(spec)
+    return "\n".join(lines)
+
+
+def _protocol_lines(spec) -> list[str]:
+    tuning = spec.tuning
+    if tuning.langevin == "noise_only":
+        return ["mode noise_only: the plain arms are tuned first; each Langevin arm then "
+                "searches sigma alone at its plain twin's chosen learning rate"]
+    return ["mode joint: twins share the learning-rate draws; a Langevin arm also draws sigma"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -263,15 +263,15 @@ def _check_duplicates(spec, path: Path) -> None:
 
 
 def _check_trials(spec, path: Path) -> None:
-    """Grid: depths × optimizers × seeds; tuned: depths × optimizers × (budget × tuning seeds
-    + final seeds)."""
+    """Grid: depths × optimizers × seeds; tuned: depths × optimizers × (tuning trials per arm
+    + final seeds, three times with matched-learning-rate controls)."""
     tuning = getattr(spec, "tuning", None)
     if tuning is None:
         per_arm, fields = len(spec.seeds), "'seeds'"
-    else:
-        final = tuning.final_seeds
-        per_arm = tuning.budget * len(tuning.seeds) + (final if isinstance(final, int) else len(final))
-        fields = "'tuning.budget' × 'tuning.seeds' + 'tuning.final_seeds'"
+    else:  # at most: every Langevin arm's two matched-learning-rate controls on every seed
+        finals = len(tuning.final_seed_list) * (3 if tuning.matched_lr_controls else 1)
+        per_arm = tuning.trials_per_arm + finals
+        fields = "('tuning.budget' + screening + 'tuning.final_seeds' with controls)"
     trials = len(spec.model.depths) * len(spec.optimizers) * per_arm
     if trials > MAX_TRIALS:
         raise HarnessError(f"{path}: fields 'model.depths' × 'optimizers' × {fields} make "

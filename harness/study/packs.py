@@ -19,7 +19,7 @@ import json
 PACK_MEMBERS = "members"
 # what may differ between the members of one pack: the rest of their configs is equal
 MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "variant", "arm",
-                 "point")
+                 "point", "stage", "control", "control_of")
 AUTO = "auto"
 AUTO_MAX = {"cpu": 8, "gpu": 32}
 

@@ -29,6 +29,14 @@ A tuned study (a `tuning:` block, see `harness.study.tuning`) adds:
     `chosen.<hyper>` (e.g. `chosen.learning_rate`, `chosen.sigma`); params `budget`, `sampler`,
     `sampler_seed`, `metric`, `mode`, `score_epoch`, `tuning_seeds`, `final_seeds` and the
     searched ranges `range.<hyper>.low`, `range.<hyper>.high`, `range.<hyper>.log`.
+    A screening trial (a kept point on a screening seed) is a tuning trial with tag and param
+    `stage` = "screen". A matched-learning-rate control (a final trial) has tags `control`
+    ("sigma0": the plain optimizer at the Langevin arm's choice; "plain_lr": the Langevin arm at
+    its plain twin's choice) and `control_of` (that Langevin arm), its own `arm` name
+    ("ARM[sigma=0]", "ARM[lr=Adam]") and the Langevin arm's run as parent.
+    A study with a declared decision has one run tagged run_kind = "design": tags `decision`
+    (the study file's block, JSON) and `looks` (per look: seeds, each hypothesis' estimate and
+    p-value, and the family's decision, JSON), artifact `looks.json` (every look's outcomes).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ GROUP_PARAMS = ("dataset", "model", "depth", "optimizer", "base_optimizer", "sig
 RUN_KIND_TRIAL = "trial"
 RUN_KIND_ANALYSIS = "analysis"
 RUN_KIND_ARM = "arm"  # the parent run of one arm of a tuned study
+RUN_KIND_DESIGN = "design"  # a study's declared decision and its looks
 
 PHASE_TUNE = "tune"
 PHASE_FINAL = "final"
@@ -99,6 +108,11 @@ TAG_PHASE = "phase"
 TAG_ARM = "arm"
 TAG_BUDGET = "budget"
 TAG_PARENT_RUN = "mlflow.parentRunId"
+TAG_STAGE = "stage"  # "screen" on a screening trial
+TAG_CONTROL = "control"  # "sigma0" or "plain_lr" on a matched-learning-rate control
+TAG_CONTROL_OF = "control_of"  # the Langevin arm a control belongs to
+TAG_DECISION = "decision"
+TAG_LOOKS = "looks"
 TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run's trial
 TAG_PACK_SIZE = "pack_size"
 CHOSEN_PREFIX = "chosen."  # chosen.point, chosen.score, chosen.learning_rate, chosen.sigma, ...

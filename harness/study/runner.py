@@ -11,11 +11,17 @@ is unfinished or errored (`Tuner.restore(resume_unfinished=True, resume_errored=
 recorder reattaches every trial to its own MLflow run. A restored study keeps the tracking URI
 and concurrency it started with (they live in Tune's saved state).
 
-A tuned study (`tuning:` block, `harness.study.tuning`) runs two Tune experiments under
-`storage_path/NAME`: `tune` (K trials per arm), then — once every tuning trial has ended and
-each arm's choice is saved in `choices.json` — `final` (the chosen points on the fresh seeds).
-Each phase resumes like a plain study; a saved choice is reused, never made again. MLflow gets
-one parent run per arm (`tracking.ensure_arm_runs`) with every trial as its child.
+A tuned study (`tuning:` block, `harness.study.tuning`) runs its phases as Tune experiments
+under `storage_path/NAME`: `tune` (K trials per arm), `screen` (with `tuning.screen`: the kept
+points on the screening seeds), `tune-noise` and `screen-noise` (with `tuning.langevin:
+noise_only`: the Langevin arms' σ at their plain twins' choices), then — once each arm's choice
+is saved in `choices.json` — `final` (the chosen points and the matched-learning-rate controls on
+the fresh seeds), or `final-look1`, `final-look2`, ... when the declared decision has looks
+(`harness.study.looks`: after each look the declared tests, saved in `looks.json`; no further
+look once every test is decided). A tuning phase's outcomes are saved as `outcomes-PHASE.json`
+once it ended. Each phase resumes like a plain study; a saved choice or look is reused, never
+made again. MLflow gets one parent run per arm (`tracking.ensure_arm_runs`) with every trial as
+its child, and a study with a declared decision one design run (`tracking.record_design`).
 """
 
 from __future__ import annotations
@@ -172,32 +178,60 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     return StudyOutcome(len(configs), finished, errored), results
 
 
-def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]:
-    """trial_key -> (status, per-epoch values of `metric`) from a tune phase's Tune results
-    (a pack's result: one entry per member, from its columns `members/KEY/...`).
-
+def _member_frames(results):
+    """(trial config, its per-epoch frame or None when it errored) for every trial of a phase's
+    Tune results (a pack's result: one entry per member, from its columns `members/KEY/...`).
     An epoch re-reported after a restore keeps its first value (as in MLflow)."""
-    from harness.study.run_schema import STATUS_FAILED, STATUS_FINISHED
-
-    outcomes = {}
     for result in results:
         config = result.config["trial"]
         for member in member_configs(config):
-            key = member["trial_key"]
             frame = result.metrics_dataframe if result.error is None else None
-            prefix = f"{PACK_MEMBERS}/{key}/" if PACK_MEMBERS in config else ""
+            prefix = f"{PACK_MEMBERS}/{member['trial_key']}/" if PACK_MEMBERS in config else ""
             if frame is not None and prefix:
                 frame = frame.filter(like=prefix)
                 frame.columns = [c[len(prefix):] for c in frame.columns]
-                frame = frame.dropna(subset=["epoch"]) if "epoch" in frame else None
-            if frame is None or metric not in frame:
-                outcomes[key] = (STATUS_FAILED, [])
-                continue
-            frame = frame.drop_duplicates("epoch", keep="first").sort_values("epoch")
-            statuses = frame["status"].dropna() if "status" in frame else []
-            status = statuses.iloc[-1] if len(statuses) else STATUS_FINISHED
-            outcomes[key] = (status, [float(v) for v in frame[metric]])
+            if frame is not None and "epoch" in frame:
+                frame = frame.dropna(subset=["epoch"]).drop_duplicates("epoch", keep="first")
+                frame = frame.sort_values("epoch")
+            else:
+                frame = None
+            yield member, frame
+
+
+def _status(frame) -> str:
+    from harness.study.run_schema import STATUS_FINISHED
+
+    statuses = frame["status"].dropna() if "status" in frame else []
+    return statuses.iloc[-1] if len(statuses) else STATUS_FINISHED
+
+
+def _tuning_outcomes(results, metric: str) -> dict[str, tuple[str, list[float]]]:
+    """trial_key -> (status, per-epoch values of `metric`) of a tuning phase."""
+    from harness.study.run_schema import STATUS_FAILED
+
+    outcomes = {}
+    for member, frame in _member_frames(results):
+        if frame is None or metric not in frame:
+            outcomes[member["trial_key"]] = (STATUS_FAILED, [])
+        else:
+            outcomes[member["trial_key"]] = (_status(frame), [float(v) for v in frame[metric]])
     return outcomes
+
+
+def _final_outcomes(results) -> list[dict]:
+    """One record per final trial: arm, seed, status and test accuracy (None when none)."""
+    from harness.study.run_schema import STATUS_FAILED
+
+    records = []
+    for member, frame in _member_frames(results):
+        status, accuracy = STATUS_FAILED, None
+        if frame is not None:
+            status = _status(frame)
+            values = frame["test_accuracy"].dropna() if "test_accuracy" in frame else []
+            accuracy = float(values.iloc[-1]) if len(values) else None
+        records.append({"trial_key": member["trial_key"], "arm": member["arm"],
+                        "seed": member["seed"], "status": status, "test_accuracy": accuracy})
+    return records
 
 
 def _read_text(uri: str) -> str | None:
@@ -225,44 +259,128 @@ def _choices_table(spec: StudySpec, choices) -> str:
     lines = []
     for name, choice in choices.items():
         values = ", ".join(f"{k}={v:g}" for k, v in choice.values.items())
-        scored = f"{spec.tuning.metric} {choice.score:.4f}" if choice.trained else \
+        mean = "mean " if spec.tuning.screen else ""
+        scored = f"{mean}{spec.tuning.metric} {choice.score:.4f}" if choice.trained else \
             "no tuning trial finished"
         lines.append(f"  {name}: point {choice.point} ({values}), {scored}")
     return "\n".join(lines)
 
 
-def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None,
-               out) -> StudyOutcome:
-    """The two phases of a tuned study (see the module docstring)."""
-    from harness.study import tuning
-    from harness.study.tracking import ensure_arm_runs, finish_arm_runs, record_choices
+def _tuning_phase(spec: StudySpec, configs: list[dict], study_dir: str, phase: str,
+                  tracking_uri: str, max_concurrent: int | None, out):
+    """Run (or resume) one tuning phase; its outcomes are saved beside the study once it ended,
+    so a later phase never needs its Tune state again. Returns (StudyOutcome, outcomes)."""
+    import json
 
-    study_dir = f"{storage.rstrip('/')}/{spec.name}"
+    uri = f"{study_dir}/outcomes-{phase}.json"
+    saved = _read_text(uri)
+    if saved is not None:
+        return StudyOutcome(len(configs), len(configs), 0), {
+            k: tuple(v) for k, v in json.loads(saved).items()}
+    outcome, results = _fit(spec, configs, study_dir, phase, tracking_uri, max_concurrent, out,
+                            f"study {spec.name!r} phase {phase}")
+    if outcome.interrupted:
+        return outcome, None
+    outcomes = _tuning_outcomes(results, spec.tuning.metric)
+    _write_text(uri, json.dumps(outcomes))
+    return outcome, outcomes
+
+
+def _add(a: StudyOutcome, b: StudyOutcome) -> StudyOutcome:
+    return StudyOutcome(a.total + b.total, a.finished + b.finished, a.errored + b.errored)
+
+
+def _tune(spec: StudySpec, study_dir: str, tracking_uri: str, max_concurrent: int | None, out):
+    """Every round of tuning (and screening) not yet chosen; returns (StudyOutcome, choices),
+    choices None when interrupted. A saved choice is never made again."""
+    from harness.study import tuning
+
     choices_uri = f"{study_dir}/{tuning.CHOICES_FILE}"
-    ensure_arm_runs(tracking_uri, spec)
     saved = _read_text(choices_uri)
-    if saved is None:
-        tuned, results = _fit(spec, tuning.tune_configs(spec), study_dir, PHASE_TUNE,
-                              tracking_uri, max_concurrent, out, f"study {spec.name!r} phase tune")
-        if tuned.interrupted:
-            return tuned
-        choices = tuning.choose(spec, _tuning_outcomes(results, spec.tuning.metric))
+    choices = tuning.choices_from_json(saved) if saved else {}
+    total = StudyOutcome(0, 0, 0)
+    for index, round_arms in enumerate(tuning.rounds(spec)):
+        suffix = "" if index == 0 else "-noise"
+        trials = len(round_arms) * spec.tuning.trials_per_arm
+        if all(arm.name in choices for arm in round_arms):
+            total = _add(total, StudyOutcome(trials, trials, 0))  # counted when it ran
+            out(f"study {spec.name!r}: tuning{suffix} done ({trials} trials), choices read "
+                f"from {choices_uri}")
+            continue
+        stage_one = tuning.tune_configs(spec, round_arms, choices)
+        outcome, outcomes = _tuning_phase(spec, stage_one, study_dir, PHASE_TUNE + suffix,
+                                          tracking_uri, max_concurrent, out)
+        total = _add(total, outcome)
+        if outcomes is None:
+            return total, None
+        screened = []
+        if spec.tuning.screen:
+            screened = tuning.screen_configs(spec, stage_one, outcomes, tuning.failed_score(spec))
+            outcome, more = _tuning_phase(spec, screened, study_dir, tuning.STAGE_SCREEN + suffix,
+                                          tracking_uri, max_concurrent, out)
+            total = _add(total, outcome)
+            if more is None:
+                return total, None
+            outcomes = {**outcomes, **more}
+        chosen = tuning.choose(spec, outcomes, stage_one, screened)
+        choices = {**choices, **chosen}
         _write_text(choices_uri, tuning.choices_to_json(choices))
         out(f"study {spec.name!r}: chosen by {spec.tuning.metric} "
-            f"({spec.tuning.score_epoch} epoch, {spec.tuning.mode}), saved in {choices_uri}\n"
-            + _choices_table(spec, choices))
-    else:
-        choices = tuning.choices_from_json(saved)
-        total = len(spec.model.depths) * len(spec.optimizers) * spec.tuning.budget
-        tuned = StudyOutcome(total, total, 0)  # its failures were counted when it ran
-        out(f"study {spec.name!r}: tuning done ({total} trials), choices read from {choices_uri}")
+            f"({spec.tuning.score_epoch} epoch, {spec.tuning.mode}"
+            f"{', mean over the screening seeds' if screened else ''}), saved in "
+            f"{choices_uri}\n" + _choices_table(spec, chosen))
+    return total, choices
+
+
+def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None,
+               out) -> StudyOutcome:
+    """The phases of a tuned study (see the module docstring)."""
+    from harness.study import looks, tuning
+    from harness.study.tracking import (
+        ensure_arm_runs,
+        finish_arm_runs,
+        record_choices,
+        record_design,
+    )
+
+    study_dir = f"{storage.rstrip('/')}/{spec.name}"
+    ensure_arm_runs(tracking_uri, spec)
+    total, choices = _tune(spec, study_dir, tracking_uri, max_concurrent, out)
+    if choices is None:
+        return total
     record_choices(tracking_uri, spec, choices)
-    outcome, _ = _fit(spec, tuning.final_configs(spec, choices), study_dir, PHASE_FINAL,
-                      tracking_uri, max_concurrent, out, f"study {spec.name!r} phase final")
-    if not outcome.interrupted:
-        finish_arm_runs(tracking_uri, spec)
-    return StudyOutcome(tuned.total + outcome.total, tuned.finished + outcome.finished,
-                        tuned.errored + outcome.errored)
+    for line in looks.control_lines(spec, choices):
+        out(f"study {spec.name!r}: {line}")
+    state_uri = f"{study_dir}/{looks.LOOKS_FILE}"
+    saved = _read_text(state_uri)
+    state = looks.LookState.from_json(saved) if saved else looks.LookState()
+    plan = looks.seed_counts(spec)
+    seeds = spec.tuning.final_seed_list
+    for index, count in enumerate(plan):
+        earlier = plan[index - 1] if index else 0
+        configs = tuning.final_configs(spec, choices, seeds[earlier:count])
+        if index < len(state.looks):
+            total = _add(total, StudyOutcome(len(configs), len(configs), 0))
+            continue
+        if state.stopped:
+            break
+        phase = PHASE_FINAL if len(plan) == 1 else f"{PHASE_FINAL}-look{index + 1}"
+        label = f"study {spec.name!r} phase {phase}"
+        if len(plan) > 1:
+            label += f" (seeds {earlier + 1}-{count} of at most {plan[-1]} per arm)"
+        outcome, results = _fit(spec, configs, study_dir, phase, tracking_uri, max_concurrent,
+                                out, label)
+        total = _add(total, outcome)
+        if outcome.interrupted:
+            return total
+        state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
+        _write_text(state_uri, state.to_json())
+        if spec.decision is not None:
+            record_design(tracking_uri, spec, state)
+        for line in looks.look_lines(spec, state):
+            out(f"study {spec.name!r}: {line}")
+    finish_arm_runs(tracking_uri, spec)
+    return total
 
 
 def _save_space(spec: StudySpec, experiment_dir: str) -> None:

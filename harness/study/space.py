@@ -61,6 +61,7 @@ from pydantic import (
 )
 
 from harness.data.catalog import DATASETS
+from harness.design.declared import DecisionSpec
 from harness.errors import HarnessError
 from harness.models import MODEL_FAMILIES
 from harness.study.limits import check_document, check_spec, check_unique_keys
@@ -159,6 +160,22 @@ def _seed_list(seeds):
 
 SAMPLERS = ("sobol", "halton", "random")
 TUNING_METRICS = {"val_accuracy": "max", "val_loss": "min"}
+JOINT, NOISE_ONLY = "joint", "noise_only"  # how a Langevin arm is tuned (`tuning.langevin`)
+
+
+class ScreenSpec(_Strict):
+    """Two-stage screening: every point on one seed, then each arm's `top` best points on
+    `seeds` seeds in all (the `seeds − 1` screening seeds added); the choice is the best mean."""
+
+    top: int | Literal["all"] = Field(description="points per arm kept for the second stage")
+    seeds: int = Field(ge=2, description="seeds each kept point is scored on, its first included")
+
+    @field_validator("top")
+    @classmethod
+    def _top(cls, top):
+        if top != "all" and (isinstance(top, bool) or top < 1):
+            raise ValueError("top must be an integer >= 1 or 'all'")
+        return top
 
 
 class TuningSpec(_Strict):
@@ -176,6 +193,13 @@ class TuningSpec(_Strict):
     metric: Literal[tuple(TUNING_METRICS)] = "val_accuracy"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
     score_epoch: Literal["last", "best"] = "last"
+    langevin: Literal[JOINT, NOISE_ONLY] = Field(  # type: ignore[valid-type]
+        JOINT, description="joint: a Langevin arm draws learning rate and sigma with its twin's "
+        "draws; noise_only: it searches sigma alone at its plain twin's chosen learning rate")
+    screen: ScreenSpec | None = Field(None, description="two-stage screening; None: one seed "
+                                      "per point")
+    matched_lr_controls: bool = Field(False, description="finals also run each twin at the "
+                                      "other's chosen learning rate (the 2 x 2 lr x sigma)")
 
     @field_validator("seeds")
     @classmethod
@@ -194,12 +218,35 @@ class TuningSpec(_Strict):
         return _seed_list(seeds)
 
     @property
+    def screen_seed_list(self) -> list[int]:
+        """The screening seeds a kept point adds: the first `screen.seeds − 1` integers >= 0 not
+        used for tuning (none without a screen)."""
+        if self.screen is None:
+            return []
+        fresh = (s for s in itertools.count() if s not in self.seeds)
+        return list(itertools.islice(fresh, self.screen.seeds - 1))
+
+    @property
     def final_seed_list(self) -> list[int]:
-        """The final seeds: the list given, or the first M integers >= 0 not used for tuning."""
+        """The final seeds: the list given, or the first M integers >= 0 used neither for
+        tuning nor for screening."""
         if isinstance(self.final_seeds, list):
             return self.final_seeds
-        fresh = (s for s in itertools.count() if s not in self.seeds)
+        used = set(self.seeds) | set(self.screen_seed_list)
+        fresh = (s for s in itertools.count() if s not in used)
         return list(itertools.islice(fresh, self.final_seeds))
+
+    @property
+    def kept(self) -> int:
+        """Points per arm kept for the screen's second stage (0 without a screen)."""
+        if self.screen is None:
+            return 0
+        return self.budget if self.screen.top == "all" else min(self.screen.top, self.budget)
+
+    @property
+    def trials_per_arm(self) -> int:
+        """An arm's tuning trials: K points, plus each kept point on the screening seeds."""
+        return self.budget + self.kept * len(self.screen_seed_list)
 
     def ranges(self, base: str) -> dict[str, Range]:
         """The ranges searched for one base optimizer (`space` overridden by `space_by_base`)."""
@@ -238,6 +285,8 @@ class StudySpec(_Strict):
     storage_path: str | None = Field(None, description="Ray results; default ./results")
 
     tuning: TuningSpec | None = Field(None, description="fair-comparison protocol; None: grid")
+    decision: DecisionSpec | None = Field(None, description="the declared primary tests, their "
+                                          "family, alpha, effect and looks (harness.design)")
     packing: int | Literal["auto"] | None = Field(
         None, description="train up to K compatible trials as one packed model; auto: K from "
         "the model size and the device memory; None: one model per trial")
@@ -284,9 +333,13 @@ def parse_space(data: Any, path: Path) -> StudySpec:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
         raise HarnessError(_field_error(path, exc.errors()[0], StudySpec)) from None
+    if spec.decision is not None:
+        spec = _with_looks(spec, path)
     check_spec(spec, path)  # sizes, names, duplicates: before anything is built
     if spec.tuning is not None:
         _check_tuning(spec, path)
+    if spec.decision is not None:
+        _check_decision(spec, path)
     _check_optimizers(spec, path)
     _check_models(spec, path)
     _check_packing(spec, path)
@@ -340,10 +393,27 @@ def _check_tuning(spec: StudySpec, path: Path) -> None:
     if "seeds" in spec.model_fields_set:
         raise HarnessError(f"{path}: field 'seeds': not used in a tuned study; give "
                            "tuning.seeds (tuning) and tuning.final_seeds (fresh seeds)")
-    overlap = sorted(set(tuning.final_seed_list) & set(tuning.seeds))
+    overlap = sorted(set(tuning.final_seed_list) & set(tuning.seeds + tuning.screen_seed_list))
     if overlap:
-        raise HarnessError(f"{path}: field 'tuning.final_seeds': {overlap} also in tuning.seeds; "
-                           "allowed: seeds disjoint from the tuning seeds")
+        raise HarnessError(f"{path}: field 'tuning.final_seeds': {overlap} also in tuning.seeds "
+                           f"or the screening seeds {tuning.screen_seed_list}; allowed: seeds "
+                           "disjoint from the tuning and screening seeds")
+    if tuning.langevin == NOISE_ONLY:
+        for i, opt in enumerate(spec.optimizers):
+            if opt.noisy and opt.sigma != TUNE:
+                raise HarnessError(f"{path}: field 'optimizers.{i}.sigma': {opt.sigma:g} with "
+                                   "tuning.langevin noise_only, which searches sigma alone; "
+                                   "allowed: tune")
+        if tuning.matched_lr_controls:
+            raise HarnessError(f"{path}: field 'tuning.matched_lr_controls': noise_only twins "
+                               "share the learning rate, nothing to control; allowed: false (or "
+                               "tuning.langevin: joint)")
+        plain = {opt.base for opt in spec.optimizers if not opt.noisy}
+        for i, opt in enumerate(spec.optimizers):
+            if opt.noisy and opt.base not in plain:
+                raise HarnessError(f"{path}: field 'optimizers.{i}': noise_only tunes sigma at "
+                                   f"the plain twin's learning rate, and no plain {opt.base} "
+                                   f"arm is listed; allowed: add {{base: {opt.base}}}")
     if tuning.mode != TUNING_METRICS[tuning.metric]:
         raise HarnessError(f"{path}: field 'tuning.mode': '{tuning.mode}' with metric "
                            f"{tuning.metric} picks the worst config; allowed: "
@@ -368,6 +438,49 @@ def _check_tuning(spec: StudySpec, path: Path) -> None:
         if both:
             raise HarnessError(f"{where}.hyper': {both} also tuned by tuning.space; give each "
                                "hyper-parameter either a value or a range")
+
+
+def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
+    """A study whose decision has looks runs `looks[-1]` final seeds (the maximum)."""
+    looks = spec.decision.looks
+    if spec.tuning is None:
+        raise HarnessError(f"{path}: field 'decision': a declared decision needs a tuning block "
+                           "(the tests compare the final seeds of tuned arms)")
+    if looks is None:
+        return spec
+    tuning = spec.tuning
+    if "final_seeds" not in tuning.model_fields_set:
+        return spec.model_copy(update={"tuning": tuning.model_copy(
+            update={"final_seeds": looks[-1]})})
+    if len(tuning.final_seed_list) != looks[-1]:
+        raise HarnessError(f"{path}: field 'decision.looks': the last look is {looks[-1]} seeds "
+                           f"but tuning.final_seeds gives {len(tuning.final_seed_list)}; allowed: "
+                           "equal counts (or leave tuning.final_seeds out)")
+    return spec
+
+
+def _check_decision(spec: StudySpec, path: Path) -> None:
+    """Every declared test names depths, optimizers and twins the study has, and a comparison
+    its finals run."""
+    tuning = spec.tuning
+    matched = tuning.matched_lr_controls or tuning.langevin == NOISE_ONLY
+    plain = {opt.base for opt in spec.optimizers if not opt.noisy}
+    for i, test in enumerate(spec.decision.tests):
+        where = f"{path}: field 'decision.tests.{i}"
+        unknown = sorted(set(test.depths) - set(spec.model.depths))
+        if unknown:
+            raise HarnessError(f"{where}.depths': {unknown} not in model.depths; allowed: some "
+                               f"of {spec.model.depths}")
+        bases = sorted(plain & {opt.base for opt in spec.optimizers if opt.noisy})
+        unknown = sorted(set(test.optimizers or []) - set(bases))
+        if unknown or not bases:
+            raise HarnessError(f"{where}.optimizers': {unknown or 'none'} without a plain arm "
+                               "and a Langevin twin in the study; allowed: some of "
+                               f"{', '.join(bases) or '(no twins listed)'}")
+        if test.comparison != "tuned" and not matched:
+            raise HarnessError(f"{where}.comparison': {test.comparison} needs the twins at one "
+                               "learning rate; allowed: tuned, or set tuning.matched_lr_controls"
+                               ": true (or tuning.langevin: noise_only)")
 
 
 def _check_optimizers(spec: StudySpec, path: Path) -> None:

@@ -33,6 +33,7 @@ from harness.study.run_schema import (
     FINAL_METRICS,
     RANGE_PREFIX,
     RUN_KIND_ARM,
+    RUN_KIND_DESIGN,
     RUN_KIND_TRIAL,
     STATUS_DIVERGED,
     STATUS_FAILED,
@@ -41,12 +42,17 @@ from harness.study.run_schema import (
     STATUS_RUNNING,
     TAG_ARM,
     TAG_BUDGET,
+    TAG_CONTROL,
+    TAG_CONTROL_OF,
+    TAG_DECISION,
+    TAG_LOOKS,
     TAG_PACK,
     TAG_PACK_SIZE,
     TAG_PAIR,
     TAG_PARENT_RUN,
     TAG_PHASE,
     TAG_RUN_KIND,
+    TAG_STAGE,
     TAG_STATUS,
     TAG_STUDY,
     TAG_TRIAL_KEY,
@@ -55,6 +61,7 @@ from harness.study.run_schema import (
 from harness.study.space import flatten
 from harness.study.tracking_uri import artifact_location
 
+MAX_TAG_CHARS = 8000  # MLflow's longest tag value
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
                    "gpu_memory_limit_mb", "resumed_from_epoch")
@@ -205,6 +212,39 @@ def record_choices(tracking_uri: str, spec, choices) -> None:
             client.set_tag(runs[name], key, str(value))
 
 
+def record_design(tracking_uri: str, spec, state) -> str:
+    """The study's declared decision and its looks so far, on one run tagged run_kind =
+    "design" (made once, updated after every look): tag `decision` (the study file's block as
+    JSON), tag `looks` (per look: seeds, each hypothesis' estimate and p, the family's
+    decision), and the whole state as the artifact `looks.json`."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, spec.experiment_name, tracking_uri)
+    runs = client.search_runs([experiment_id], f"tags.{TAG_RUN_KIND} = '{RUN_KIND_DESIGN}'")
+    if runs:
+        run_id = runs[0].info.run_id
+    else:
+        run_id = client.create_run(experiment_id, run_name=f"{spec.name}-design", tags={
+            TAG_RUN_KIND: RUN_KIND_DESIGN, TAG_STUDY: spec.name}).info.run_id
+    decision = spec.decision.model_dump(mode="json") if spec.decision else None
+    summary = [{"count": look["count"], "results": {
+        name: {k: r[k] for k in ("estimate", "p_value", "n")}
+        for name, r in look.get("results", {}).items()}} for look in state.looks]
+    client.set_tag(run_id, TAG_DECISION, json.dumps(decision))
+    client.set_tag(run_id, TAG_LOOKS, json.dumps({"looks": summary, **{
+        k: v for k, v in state.decision.items() if k != "verdicts"}})[:MAX_TAG_CHARS])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "looks.json"
+        path.write_text(state.to_json())
+        client.log_artifact(run_id, str(path))
+    return run_id
+
+
 def finish_arm_runs(tracking_uri: str, spec) -> None:
     """End the arm runs once the final phase is done."""
     from mlflow.tracking import MlflowClient
@@ -317,10 +357,15 @@ class MLflowRecorder(tune.Callback):
         if pack is not None:
             tags.update({TAG_PACK: pack["trial_key"], TAG_PACK_SIZE: str(len(pack[PACK_MEMBERS]))})
         if "arm" in config:  # a tuned study: the trial is a child of its arm's run
-            if config["arm"] not in self._arm_runs:
+            if config.get("control_of", config["arm"]) not in self._arm_runs:
                 self._arm_runs.update(_arm_runs(self.client, self._experiment_id))
+            parent = config.get("control_of") or config["arm"]  # a control: its arm's child
             tags.update({TAG_PHASE: config["phase"], TAG_ARM: config["arm"],
-                         TAG_PARENT_RUN: self._arm_runs[config["arm"]]})
+                         TAG_PARENT_RUN: self._arm_runs[parent]})
+            if "control" in config:
+                tags.update({TAG_CONTROL: config["control"], TAG_CONTROL_OF: config["control_of"]})
+            if "stage" in config:
+                tags[TAG_STAGE] = config["stage"]
         run = self.client.create_run(self._experiment_id, tags=tags,
                                      run_name=run_name(config))
         params = [Param(k, str(v)[:6000]) for k, v in flatten(config).items()]

@@ -1,0 +1,82 @@
+"""A decision-grade study end to end (slow): screened tuning, matched-learning-rate controls and
+finals in two looks on a real embedded Ray and a real SQLite MLflow store, killed between the
+looks and resumed by the same command without a duplicate run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from study_helpers import REPO, TINY_DATA, interrupt_when, trial_runs
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_decided_space(tmp_path):
+    data = yaml.safe_load((REPO / "search_spaces" / "smoke_decided.yaml").read_text())
+    data.update(name="tiny_decided", dataset=dict(TINY_DATA), epochs=2,
+                model={"family": "dense", "depths": [3]})
+    data["decision"]["looks"] = [2, 4]
+    for test in data["decision"]["tests"]:
+        test["depths"] = [3]
+    path = tmp_path / "tiny_decided.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
+    space = tiny_decided_space(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    study = tmp_path / "results" / "tiny_decided"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    command = [sys.executable, "-m", "harness.cli", "run", str(space), "--storage-path",
+               str(tmp_path / "results"), "--max-concurrent", "2"]
+    returncode, output = interrupt_when(command, env, tmp_path, study / "looks.json", 600)
+    assert returncode == 130, output
+    assert "look 1 of 2 (2 seeds per arm)" in output
+    first = json.loads((study / "looks.json").read_text())
+    assert len(first["looks"]) == 1 and not first["decision"]["stop"]
+    assert (study / "outcomes-tune.json").exists() and (study / "outcomes-screen.json").exists()
+
+    resumed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "choices read from" in resumed.stdout and "look 2 of 2" in resumed.stdout
+    assert "look 1 of 2" not in resumed.stdout  # the first look is not run again
+    state = json.loads((study / "looks.json").read_text())
+    assert state["looks"][0] == first["looks"][0] and len(state["looks"]) == 2
+    assert state["decision"]["stop"] and state["decision"]["looks_taken"] == 2
+
+    choices = json.loads((study / "choices.json").read_text())
+    plain, noisy = "synthetic-dense3-Adam", "synthetic-dense3-L-Adam"
+    controlled = choices[plain]["values"]["learning_rate"] != \
+        choices[noisy]["values"]["learning_rate"]
+    runs = trial_runs(uri, "tiny_decided")
+    keys = Counter(r.data.tags["trial_key"] for r in runs)
+    assert set(keys.values()) == {1}  # no run twice
+    tune = [r for r in runs if r.data.tags["phase"] == "tune"]
+    final = [r for r in runs if r.data.tags["phase"] == "final"]
+    assert len(tune) == 2 * 6  # 4 points + 2 kept points on 1 screening seed, per arm
+    assert sum(r.data.tags.get("stage") == "screen" for r in tune) == 4
+    cells = Counter(r.data.tags["arm"] for r in final)
+    expected = {plain: 4, noisy: 4}
+    if controlled:
+        expected |= {f"{noisy}[sigma=0]": 4, f"{noisy}[lr=Adam]": 4}
+    assert cells == expected
+    assert {int(r.data.params["seed"]) for r in final} == {2, 3, 4, 5}
+    for run in final:
+        assert run.data.tags["status"] in ("finished", "diverged")
+        if "control" in run.data.tags:
+            assert run.data.tags["control_of"] == noisy
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny_decided")
+    (design,) = client.search_runs([experiment.experiment_id], "tags.run_kind = 'design'")
+    recorded = json.loads(design.data.tags["looks"])
+    assert [look["count"] for look in recorded["looks"]] == [2, 4]
+    assert json.loads(design.data.tags["decision"])["looks"] == [2, 4]
