@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_store import row
+import test_analysis_tuned as tuned
+from analysis_store import row, sqlite_store
 from test_analysis_audit import gains_of, trials
 
 from harness.analysis.intervals import bca_interval
@@ -18,7 +19,9 @@ from harness.analysis.paired import gain_stats, holm
 from harness.analysis.report import analyze, gains_title
 from harness.analysis.success import success_rates
 from harness.analysis.tables import gains_table
+from harness.cli import main
 from harness.errors import HarnessError
+from harness.study.run_schema import PHASE_TUNE, STATUS_FINISHED
 
 
 def _analysis(frame: pd.DataFrame, metric: str = "test_accuracy"):
@@ -161,3 +164,25 @@ def test_a_bootstrap_interval_says_when_it_fell_back_to_the_percentile_method():
     title = gains_title(gains)  # the report's section title
     assert "bootstrap CI: BCa; percentile where marked (BCa undefined)" in title
     assert "bootstrap CI: BCa; p Holm" in gains_title(gains[gains["depth"] == 30])
+
+
+def test_a_tuned_study_before_its_final_runs_is_one_line(tmp_path, capsys):
+    uri, client, ids = sqlite_store(tmp_path, tuned.STUDY)
+    for optimizer in ("Adam", "L-Adam"):  # the tuning phase of depth 3 only: no final run yet
+        parent = tuned._arm_run(client, ids[tuned.STUDY], 3, optimizer)
+        sigma = tuned.TUNE_SIGMA if optimizer == "L-Adam" else [0.0] * len(tuned.TUNE_LR)
+        for point, (lr, s, score) in enumerate(
+            zip(tuned.TUNE_LR, sigma, tuned.TUNE_SCORES, strict=True)
+        ):
+            tuned._trial(
+                client, ids[tuned.STUDY], parent, 3, optimizer, PHASE_TUNE, point, 0, lr, s,
+                score, STATUS_FINISHED,
+            )  # fmt: skip
+    argv = ["analyze", tuned.STUDY, "--tracking-uri", uri, "--out", str(tmp_path / "out")]
+    for metric in ("val_accuracy", "test_accuracy"):  # val_accuracy was a KeyError traceback
+        capsys.readouterr()
+        assert main([*argv, "--metric", metric]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "study 'bimodal' has no finished final run yet (12 tuning trials, 0 final)" in err
+        assert "finish its final phase (`harness run FILE`" in err

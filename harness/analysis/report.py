@@ -154,10 +154,11 @@ def analyze(
     confidence: float = CONFIDENCE,
     success_threshold: float | None = None,
 ) -> Analysis:
-    """Every statistic of the study for `metric` (a one-line HarnessError if it was not logged);
-    `success_threshold` (tuned studies) overrides chance + 10 points."""
-    study.require_metric(metric)
+    """Every statistic of the study for `metric` (a one-line HarnessError if it was not logged, or
+    if a tuned study has no finished final run); `success_threshold` (tuned studies) overrides
+    chance + 10 points."""
     tuning = analyze_tuning(study, success_threshold, confidence) if study.tuned else None
+    study.require_metric(metric)
     analysed = finals_of(study) if study.tuned else study
     per_seed = pair_seeds(analysed.trials, metric)
     gains = summarize_gains(per_seed, metric, confidence)

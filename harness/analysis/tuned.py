@@ -3,7 +3,9 @@
 A tuned study (trials tagged phase = "tune" / "final", one arm run per arm) is analysed in two
 parts that never pool: its tuning trials give each arm's budget curve (`budget`); its final trials
 (the chosen config re-run on fresh seeds) give success rates (`success`) and, in `report`, every
-statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend).
+statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend). Before any
+final run has an outcome (only tuning trials, or finals still running) there is nothing to
+analyse: a one-line HarnessError says so (`require_finals`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from harness.analysis.budget import budget_curves
 from harness.analysis.choice import chosen_configs, edge_warnings
 from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
-from harness.analysis.success import DEFAULT_MARGIN, success_rates, twin_tests
+from harness.analysis.metrics import outcome
+from harness.analysis.success import DEFAULT_MARGIN, SUCCESS_METRIC, success_rates, twin_tests
+from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 
 PROTOCOL_PARAMS = [
@@ -88,10 +92,26 @@ def protocol(arms: pd.DataFrame) -> pd.DataFrame:
     ).sort_values("arm_id", ignore_index=True)
 
 
+def require_finals(study: Study) -> None:
+    """A one-line HarnessError unless some final trial has an outcome (its SUCCESS_METRIC logged,
+    or diverged / failed)."""
+    trials = study.trials
+    finals = trials[trials["phase"] == PHASE_FINAL]
+    if SUCCESS_METRIC in finals and outcome(finals, SUCCESS_METRIC).notna().any():
+        return
+    raise HarnessError(
+        f"study {study.name!r} has no finished final run yet "
+        f"({(trials['phase'] == PHASE_TUNE).sum()} tuning trials, {len(finals)} final): a tuned "
+        "study is analysed on its final runs; finish its final phase (`harness run FILE`, or "
+        f"`harness run --resume {study.name}`), then analyze it"
+    )
+
+
 def analyze_tuning(
     study: Study, threshold: float | None = None, confidence: float = CONFIDENCE
 ) -> Tuning:
-    """The tuned-study statistics of `study` (see the module docstring)."""
+    """The tuned-study statistics of `study` (see the module docstring); `require_finals` first."""
+    require_finals(study)
     score_epoch = (
         dict(zip(study.arms["arm_id"], study.arms["score_epoch"], strict=True))
         if "score_epoch" in study.arms
