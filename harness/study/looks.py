@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from harness.study.run_schema import STATUS_FINISHED
+from harness.study.run_schema import DESIGN_LOOKS, STATUS_FINISHED
 from harness.study.space import StudySpec
 from harness.study.tuning import (
     CONTROL_PLAIN_LR,
@@ -40,7 +40,7 @@ from harness.study.tuning import (
     twin,
 )
 
-LOOKS_FILE = "looks.json"
+LOOKS_FILE = DESIGN_LOOKS
 DEFAULT_MARGIN = 0.10  # a run trained: test accuracy above chance + this
 
 

@@ -36,7 +36,8 @@ A tuned study (a `tuning:` block, see `harness.study.tuning`) adds:
     ("ARM[sigma=0]", "ARM[lr=Adam]") and the Langevin arm's run as parent.
     A study with a declared decision has one run tagged run_kind = "design": tags `decision`
     (the study file's block, JSON) and `looks` (per look: seeds, each hypothesis' estimate and
-    p-value, and the family's decision, JSON), artifact `looks.json` (every look's outcomes).
+    p-value, and the family's decision, JSON), artifacts `looks.json` (every look's outcomes and
+    decision), `spec.json` (the study as validated) and `choices.json` (each arm's choice).
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ TAG_STAGE = "stage"  # "screen" on a screening trial
 TAG_CONTROL = "control"  # "sigma0" or "plain_lr" on a matched-learning-rate control
 TAG_CONTROL_OF = "control_of"  # the Langevin arm a control belongs to
 TAG_DECISION = "decision"
+DESIGN_LOOKS, DESIGN_SPEC, DESIGN_CHOICES = "looks.json", "spec.json", "choices.json"
 TAG_LOOKS = "looks"
 TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run's trial
 TAG_PACK_SIZE = "pack_size"

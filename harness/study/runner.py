@@ -376,7 +376,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
         state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
         _write_text(state_uri, state.to_json())
         if spec.decision is not None:
-            record_design(tracking_uri, spec, state)
+            record_design(tracking_uri, spec, state, choices)
         for line in looks.look_lines(spec, state):
             out(f"study {spec.name!r}: {line}")
     finish_arm_runs(tracking_uri, spec)

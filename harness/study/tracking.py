@@ -29,6 +29,9 @@ from ray import tune
 from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.run_schema import (
     CHOSEN_PREFIX,
+    DESIGN_CHOICES,
+    DESIGN_LOOKS,
+    DESIGN_SPEC,
     EPOCH_METRICS,
     FINAL_METRICS,
     RANGE_PREFIX,
@@ -212,11 +215,13 @@ def record_choices(tracking_uri: str, spec, choices) -> None:
             client.set_tag(runs[name], key, str(value))
 
 
-def record_design(tracking_uri: str, spec, state) -> str:
+def record_design(tracking_uri: str, spec, state, choices) -> str:
     """The study's declared decision and its looks so far, on one run tagged run_kind =
     "design" (made once, updated after every look): tag `decision` (the study file's block as
     JSON), tag `looks` (per look: seeds, each hypothesis' estimate and p, the family's
-    decision), and the whole state as the artifact `looks.json`."""
+    decision), and the artifacts `looks.json` (the whole state), `spec.json` (the study as
+    validated) and `choices.json` (each arm's choice), from which `harness analyze` redoes the
+    declared tests."""
     import json
     import tempfile
     from pathlib import Path
@@ -238,10 +243,13 @@ def record_design(tracking_uri: str, spec, state) -> str:
     client.set_tag(run_id, TAG_DECISION, json.dumps(decision))
     client.set_tag(run_id, TAG_LOOKS, json.dumps({"looks": summary, **{
         k: v for k, v in state.decision.items() if k != "verdicts"}})[:MAX_TAG_CHARS])
+    from harness.study.tuning import choices_to_json
+
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "looks.json"
-        path.write_text(state.to_json())
-        client.log_artifact(run_id, str(path))
+        for name, text in ((DESIGN_LOOKS, state.to_json()), (DESIGN_CHOICES, choices_to_json(
+                choices)), (DESIGN_SPEC, spec.model_dump_json(indent=1))):
+            (Path(folder) / name).write_text(text)
+            client.log_artifact(run_id, str(Path(folder) / name))
     return run_id
 
 
