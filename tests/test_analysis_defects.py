@@ -12,12 +12,14 @@ import pytest
 import test_analysis_tuned as tuned
 from analysis_store import row, sqlite_store
 from test_analysis_audit import gains_of, trials
+from test_analysis_tuned import store as tuned_store  # noqa: F401 (fixture)
 
 from harness.analysis.intervals import bca_interval
-from harness.analysis.load import EPOCH_KEYS, Study, label_arms
+from harness.analysis.load import EPOCH_KEYS, Study, label_arms, load_study
 from harness.analysis.paired import gain_stats, holm
 from harness.analysis.report import analyze, gains_title
 from harness.analysis.success import success_rates
+from harness.analysis.success_trend import success_trend
 from harness.analysis.tables import gains_table
 from harness.cli import main
 from harness.errors import HarnessError
@@ -186,3 +188,76 @@ def test_a_tuned_study_before_its_final_runs_is_one_line(tmp_path, capsys):
         assert err.count("\n") == 1
         assert "study 'bimodal' has no finished final run yet (12 tuning trials, 0 final)" in err
         assert "finish its final phase (`harness run FILE`" in err
+
+
+def _trained(depth: int, seed: int, langevin: bool) -> bool:
+    """Planted: the baseline trains less often the deeper it is, its Langevin twin does not."""
+    if langevin:
+        return seed % 5 != 0  # 8 of 10 at every depth
+    return seed < {3: 9, 20: 6, 40: 2}[depth]
+
+
+FINALS = trials(
+    *[
+        {"optimizer": optimizer, "seed": seed, "depth": depth,
+         "test_accuracy": 0.95 if _trained(depth, seed, optimizer.startswith("L-")) else 0.1}
+        for depth in (3, 20, 40)
+        for optimizer in ("RMSprop", "L-RMSprop")
+        for seed in range(10)
+    ]
+)  # fmt: skip
+
+
+def test_success_depth_trend_is_the_logistic_interaction_with_seeds_as_clusters():
+    import statsmodels.api as sm
+
+    (fit,) = success_trend(FINALS).itertuples()
+    assert (fit.arm, fit.baseline_arm, fit.depths, fit.n_runs, fit.n_seeds) == (
+        "L-RMSprop", "RMSprop", "3, 20, 40", 60, 10,
+    )  # fmt: skip
+    # the interaction is the Langevin twin's log-odds slope minus its baseline's
+    slopes = {}
+    for langevin in (False, True):
+        side = FINALS[(FINALS["variant"] != "baseline") == langevin]
+        y = (side["test_accuracy"] > 0.2).astype(float)
+        slopes[langevin] = sm.Logit(y, sm.add_constant(side["depth"].astype(float))).fit(
+            disp=0
+        ).params["depth"]
+    assert fit.interaction == pytest.approx(slopes[True] - slopes[False], rel=1e-6)
+    assert fit.interaction > 0  # the gap in log-odds grows with depth
+    # its standard error, p and interval: cluster-robust over seeds, t with 10 − 1 df
+    x = FINALS["variant"].ne("baseline").astype(float).to_numpy()
+    depth = FINALS["depth"].astype(float).to_numpy()
+    design = np.column_stack([np.ones_like(x), depth, x, depth * x])
+    expected = sm.GLM(
+        (FINALS["test_accuracy"] > 0.2).astype(float).to_numpy(), design,
+        family=sm.families.Binomial(),
+    ).fit(cov_type="cluster", cov_kwds={"groups": FINALS["seed"].to_numpy()}, use_t=True)
+    assert fit.se == pytest.approx(expected.bse[3], rel=1e-6)
+    assert fit.p == pytest.approx(expected.pvalues[3], rel=1e-6)
+    assert (fit.ci_low, fit.ci_high) == pytest.approx(tuple(expected.conf_int()[3]), rel=1e-6)
+    assert fit.covariance == "cluster-robust (seeds)" and fit.note == ""
+
+
+def test_separated_or_all_successful_success_gives_nan_and_a_note():
+    all_trained = FINALS.assign(test_accuracy=0.95)
+    (fit,) = success_trend(all_trained).itertuples()
+    assert np.isnan(fit.interaction) and np.isnan(fit.p)
+    assert "every run of RMSprop trained" in fit.note
+    # the baseline trains at depth 3 only: its log-odds slope is −∞
+    separated = FINALS.assign(
+        test_accuracy=np.where(
+            (FINALS["variant"] == "baseline") & (FINALS["depth"] > 3), 0.1, FINALS["test_accuracy"]
+        )
+    )
+    (fit,) = success_trend(separated).itertuples()
+    assert np.isnan(fit.interaction) and np.isnan(fit.se)
+    assert "RMSprop: trained and untrained runs are separated by depth" in fit.note
+
+
+def test_the_tuned_report_has_the_success_depth_trend(tuned_store):  # noqa: F811
+    analysis = analyze(load_study(tuned.STUDY, tuned_store))
+    (fit,) = analysis.tuning.trend.itertuples()  # bimodal: depth 3 always trains: separated
+    assert fit.arm == "L-Adam" and np.isnan(fit.interaction) and "separated" in fit.note
+    titles = [title for title, _ in analysis.sections()]
+    assert "Success vs depth (logistic, secondary)" in " ".join(titles)

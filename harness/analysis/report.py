@@ -33,6 +33,7 @@ from harness.analysis.tables import (
     markdown_table,
     paper_table,
     success_table,
+    success_trend_table,
     twins_table,
 )
 from harness.analysis.tuned import Tuning, analyze_tuning, finals_of
@@ -122,7 +123,8 @@ def _as_markdown(body) -> str:
 
 
 def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
-    """Protocol (budget, ranges, seeds), choices with edge warnings, success, budget curves."""
+    """Protocol (budget, ranges, seeds), choices with edge warnings, success (rates, twins, depth
+    trend), budget curves."""
     return [
         (
             "Tuning protocol per arm (tuning trials and final trials are never pooled)",
@@ -139,6 +141,11 @@ def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
         (
             "Success rate, Langevin vs baseline twin (Fisher's exact test)",
             twins_table(tuning.twins),
+        ),
+        (
+            "Success vs depth (logistic, secondary): change per layer of the Langevin − baseline "
+            "difference in log-odds of training (depth × twin interaction), seeds as clusters",
+            success_trend_table(tuning.trend),
         ),
         (
             "Expected best validation accuracy vs tuning budget (opda, 95% band)",
@@ -203,8 +210,9 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
 
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
-    (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv and
-    success_twins.csv, report.md and the plots (PNG + SVG) into `out_dir`; returns the paths."""
+    (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
+    success_twins.csv and success_trend.csv, report.md and the plots (PNG + SVG) into `out_dir`;
+    returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {
         "summary": analysis.summary,
@@ -221,6 +229,7 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
             "budget_curves": analysis.tuning.curves,
             "success": analysis.tuning.success,
             "success_twins": analysis.tuning.twins,
+            "success_trend": analysis.tuning.trend,
         }
     paths = []
     for name, frame in tables.items():

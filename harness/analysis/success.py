@@ -43,17 +43,23 @@ def thresholds(trials: pd.DataFrame, threshold: float | None = None) -> pd.Serie
     return chance_of(trials) + DEFAULT_MARGIN
 
 
-def success_rates(
-    trials: pd.DataFrame, threshold: float | None = None, confidence: float = CONFIDENCE
-) -> pd.DataFrame:
-    """SUCCESS_COLUMNS, one row per arm (runs without an outcome yet are left out; two runs of one
-    arm with one seed are a one-line HarnessError, `paired.require_one_run_per_seed`)."""
+def successes(trials: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """The `trials` with an outcome, with their `accuracy` (the outcome), `threshold` and
+    `success` (accuracy > threshold); two runs of one arm with one seed are a one-line
+    HarnessError (`paired.require_one_run_per_seed`)."""
     require_one_run_per_seed(trials, ARM_KEYS)
     accuracy = outcome(trials, SUCCESS_METRIC)
     frame = trials.assign(accuracy=accuracy, threshold=thresholds(trials, threshold)).dropna(
         subset=["accuracy"]
     )
-    frame = frame.assign(success=frame["accuracy"] > frame["threshold"])
+    return frame.assign(success=frame["accuracy"] > frame["threshold"])
+
+
+def success_rates(
+    trials: pd.DataFrame, threshold: float | None = None, confidence: float = CONFIDENCE
+) -> pd.DataFrame:
+    """SUCCESS_COLUMNS, one row per arm of `successes` (runs without an outcome yet left out)."""
+    frame = successes(trials, threshold)
     rows = []
     for keys, arm in frame.groupby(ARM_KEYS, sort=True):
         k, n = int(arm["success"].sum()), len(arm)

@@ -216,6 +216,31 @@ def twins_table(twins: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def success_trend_table(trend: pd.DataFrame) -> pd.DataFrame:
+    """Per Langevin arm: depths, runs and seeds behind the logistic fit, the interaction (log-odds
+    per layer) with its interval, p, the covariance used, and why there is none."""
+    return pd.DataFrame(
+        {
+            "dataset": trend["dataset"],
+            "model": trend["model"],
+            "comparison": trend["arm"] + " − " + trend["baseline_arm"],
+            "depths": trend["depths"],
+            "runs": trend["n_runs"],
+            "seeds": trend["n_seeds"],
+            "interaction (log-odds / layer)": [
+                f"{_number(row.interaction, 'log-odds', True)} "
+                f"{_interval(row.ci_low, row.ci_high, 'log-odds', True)}"
+                if pd.notna(row.interaction)
+                else "—"
+                for row in trend.itertuples()
+            ],
+            "p": trend["p"].map(_p),
+            "covariance": trend["covariance"],
+            "note": trend["note"],
+        }
+    )
+
+
 def choices_table(choices: pd.DataFrame) -> pd.DataFrame:
     """Per arm and tuned hyperparameter: the chosen value, its range and position, the edge flag."""
     return pd.DataFrame(

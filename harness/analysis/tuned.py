@@ -2,7 +2,8 @@
 
 A tuned study (trials tagged phase = "tune" / "final", one arm run per arm) is analysed in two
 parts that never pool: its tuning trials give each arm's budget curve (`budget`); its final trials
-(the chosen config re-run on fresh seeds) give success rates (`success`) and, in `report`, every
+(the chosen config re-run on fresh seeds) give success rates (`success`), the depth trend of
+success (`success_trend`, logistic, secondary) and, in `report`, every
 statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend). Before any
 final run has an outcome (only tuning trials, or finals still running) there is nothing to
 analyse: a one-line HarnessError says so (`require_finals`).
@@ -21,6 +22,7 @@ from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
 from harness.analysis.metrics import outcome
 from harness.analysis.success import DEFAULT_MARGIN, SUCCESS_METRIC, success_rates, twin_tests
+from harness.analysis.success_trend import success_trend
 from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 
@@ -37,6 +39,7 @@ class Tuning:
     curves: pd.DataFrame  # budget.budget_curves
     success: pd.DataFrame  # success.success_rates on the finals
     twins: pd.DataFrame  # success.twin_tests
+    trend: pd.DataFrame  # success_trend.success_trend
     threshold: float | None  # None: chance + DEFAULT_MARGIN per dataset
 
     def threshold_text(self) -> str:
@@ -127,6 +130,7 @@ def analyze_tuning(
         ),
         success=rates,
         twins=twin_tests(rates),
+        trend=success_trend(finals, threshold, confidence),
         threshold=threshold,
     )
 
