@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 import test_analysis_tuned as tuned
 from analysis_store import row, sqlite_store
 from test_analysis_audit import gains_of, trials
@@ -18,9 +19,9 @@ from harness.analysis.intervals import bca_interval
 from harness.analysis.load import EPOCH_KEYS, Study, label_arms, load_study
 from harness.analysis.paired import gain_stats, holm
 from harness.analysis.report import analyze, gains_title
-from harness.analysis.success import success_rates
+from harness.analysis.success import success_rates, successes, twin_tests
 from harness.analysis.success_trend import success_trend
-from harness.analysis.tables import gains_table
+from harness.analysis.tables import gains_table, twins_table
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_TUNE, STATUS_FINISHED
@@ -261,3 +262,22 @@ def test_the_tuned_report_has_the_success_depth_trend(tuned_store):  # noqa: F81
     assert fit.arm == "L-Adam" and np.isnan(fit.interaction) and "separated" in fit.note
     titles = [title for title, _ in analysis.sections()]
     assert "Success vs depth (logistic, secondary)" in " ".join(titles)
+
+
+def test_a_success_rate_difference_has_its_newcombe_interval_and_the_paired_mcnemar_test():
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    finals = FINALS[FINALS["depth"] == 40]
+    finals = finals[~((finals["variant"] == "baseline") & (finals["seed"] == 9))]  # not run
+    twins = twin_tests(success_rates(finals), successes(finals))
+    (twin,) = twins.itertuples()
+    # L-RMSprop trained on seeds 1-4, 6-9 (8/10), RMSprop on 0 and 1 of the 9 seeds it ran (2/9)
+    assert (twin.n_success, twin.n, twin.baseline_n_success, twin.baseline_n) == (8, 10, 2, 9)
+    expected = confint_proportions_2indep(8, 10, 2, 9, method="newcomb", compare="diff")
+    assert (twin.diff_low, twin.diff_high) == pytest.approx(expected)
+    # on the 9 seeds both ran: L-RMSprop alone trained on 2, 3, 4, 6, 7, 8; RMSprop alone on 0
+    assert (twin.n_seed_pairs, twin.langevin_only, twin.baseline_only) == (9, 6, 1)
+    assert twin.p_mcnemar == pytest.approx(scipy.stats.binomtest(1, 7).pvalue)  # exact: 0.125
+    table = twins_table(twins)
+    assert table["rate difference (pp)"][0] == "+57.78 [+12.86, +79.18]"
+    assert table["p McNemar (seed pairs)"][0] == "0.125"

@@ -139,7 +139,8 @@ def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
             success_table(tuning.success),
         ),
         (
-            "Success rate, Langevin vs baseline twin (Fisher's exact test)",
+            "Success rate, Langevin vs baseline twin (difference with its Newcombe interval; "
+            "Fisher's exact test; exact McNemar test on the seeds both twins ran)",
             twins_table(tuning.twins),
         ),
         (

@@ -4,8 +4,13 @@ A deep net either trains or sits near chance, so a mean accuracy mixes two quest
 asked apart, per arm (dataset, model, depth, arm):
 - success: test accuracy > threshold (default: chance accuracy of the dataset + 10 points; a
   diverged or failed run is a failure); rate k / n with its Wilson interval (`intervals`), and
-  between each Langevin arm and its baseline twin Fisher's exact test (two-sided,
-  scipy.stats.fisher_exact) on the 2×2 table [[k_L, n_L − k_L], [k_B, n_B − k_B]];
+  between each Langevin arm and its baseline twin (`twin_tests`): the difference of rates
+  k_L / n_L − k_B / n_B with Newcombe's hybrid score interval, Fisher's exact test (two-sided,
+  scipy.stats.fisher_exact) on the 2×2 table [[k_L, n_L − k_L], [k_B, n_B − k_B]], and, on the
+  seeds both twins ran (one seed: the same initial weights and batches), the exact McNemar test
+  of the discordant seeds, b where only the Langevin twin trained and c where only its baseline
+  did: p = min(1, 2 · P(Bin(b + c, 1/2) ≤ min(b, c))) (`harness.design.tests`, which holds both
+  formulas);
 - accuracy given success: the mean test accuracy of the successful runs with its BCa bootstrap
   interval (k ≥ MIN_N_BOOTSTRAP, else "too few seeds"; it stays inside [0, 1]; `acc_method` says
   "percentile" where BCa is undefined and the percentile interval stands in).
@@ -21,7 +26,8 @@ from harness.analysis.aggregate import order_arms
 from harness.analysis.intervals import CONFIDENCE, bca_interval, wilson_interval
 from harness.analysis.load import ARM_KEYS
 from harness.analysis.metrics import chance_of, outcome
-from harness.analysis.paired import PAIR_KEYS, require_one_run_per_seed
+from harness.analysis.paired import COMPARISON_KEYS, PAIR_KEYS, require_one_run_per_seed
+from harness.design.tests import mcnemar_p, newcombe_interval
 from harness.study.run_schema import VARIANT_BASELINE
 
 SUCCESS_METRIC = "test_accuracy"
@@ -32,8 +38,10 @@ SUCCESS_COLUMNS = [
 ]  # fmt: skip
 TWIN_COLUMNS = [
     *PAIR_KEYS, "arm", "baseline_arm", "n_success", "n", "baseline_n_success", "baseline_n",
-    "rate_difference", "p_fisher",
+    "rate_difference", "diff_low", "diff_high", "p_fisher", "n_seed_pairs", "langevin_only",
+    "baseline_only", "p_mcnemar",
 ]  # fmt: skip
+DISCORDANT = ["n_seed_pairs", "langevin_only", "baseline_only"]
 
 
 def thresholds(trials: pd.DataFrame, threshold: float | None = None) -> pd.Series:
@@ -88,17 +96,26 @@ def success_rates(
     return order_arms(pd.DataFrame(rows, columns=SUCCESS_COLUMNS))
 
 
-def twin_tests(rates: pd.DataFrame) -> pd.DataFrame:
-    """TWIN_COLUMNS: each Langevin arm against its baseline twin (same PAIR_KEYS)."""
+def twin_tests(
+    rates: pd.DataFrame, runs: pd.DataFrame, confidence: float = CONFIDENCE
+) -> pd.DataFrame:
+    """TWIN_COLUMNS: each Langevin arm of `rates` (`success_rates`) against its baseline twin
+    (same PAIR_KEYS), the McNemar test on the seed pairs of `runs` (`successes`)."""
     baseline = rates[rates["variant"] == VARIANT_BASELINE]
     langevin = rates[rates["variant"] != VARIANT_BASELINE]
     twins = langevin.merge(baseline, on=PAIR_KEYS, suffixes=("", "_base"))
+    twins = twins.merge(_discordant(runs), on=COMPARISON_KEYS, how="left").fillna(
+        dict.fromkeys(DISCORDANT, 0)
+    )
     rows = []
     for row in twins.itertuples():
         table = [
             [row.n_success, row.n - row.n_success],
             [row.n_success_base, row.n_base - row.n_success_base],
         ]
+        low, high = newcombe_interval(
+            row.n_success, row.n, row.n_success_base, row.n_base, confidence
+        )
         rows.append(
             {
                 **{key: getattr(row, key) for key in PAIR_KEYS},
@@ -109,7 +126,32 @@ def twin_tests(rates: pd.DataFrame) -> pd.DataFrame:
                 "baseline_n_success": row.n_success_base,
                 "baseline_n": row.n_base,
                 "rate_difference": row.success_rate - row.success_rate_base,
+                "diff_low": low,
+                "diff_high": high,
                 "p_fisher": scipy.stats.fisher_exact(table).pvalue,
+                **{column: int(getattr(row, column)) for column in DISCORDANT},
+                "p_mcnemar": mcnemar_p(row.langevin_only, row.baseline_only),
             }
         )
     return pd.DataFrame(rows, columns=TWIN_COLUMNS)
+
+
+def _discordant(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison (COMPARISON_KEYS): DISCORDANT over the seeds both twins ran."""
+    is_baseline = runs["variant"] == VARIANT_BASELINE
+    pairs = runs[~is_baseline].merge(
+        runs[is_baseline], on=[*PAIR_KEYS, "seed"], suffixes=("", "_base")
+    )
+    pairs = pairs.assign(
+        langevin_only=pairs["success"] & ~pairs["success_base"],
+        baseline_only=~pairs["success"] & pairs["success_base"],
+    )
+    return (
+        pairs.groupby(COMPARISON_KEYS)
+        .agg(
+            n_seed_pairs=("seed", "size"),
+            langevin_only=("langevin_only", "sum"),
+            baseline_only=("baseline_only", "sum"),
+        )
+        .reset_index()
+    )

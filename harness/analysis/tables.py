@@ -198,8 +198,9 @@ def success_table(success: pd.DataFrame) -> pd.DataFrame:
 
 
 def twins_table(twins: pd.DataFrame) -> pd.DataFrame:
-    """Per Langevin arm: its successes and its baseline twin's, the difference in rate (pp) and
-    Fisher's exact p-value."""
+    """Per Langevin arm: its successes and its baseline twin's, the difference in rate (pp) with
+    its Newcombe interval, Fisher's exact p-value, and on the seeds both ran the discordant seeds
+    (Langevin only / baseline only) with the exact McNemar p-value."""
     return pd.DataFrame(
         {
             **{key: twins[key] for key in TABLE_INDEX},
@@ -208,10 +209,17 @@ def twins_table(twins: pd.DataFrame) -> pd.DataFrame:
                 f"{row.n_success}/{row.n} vs {row.baseline_n_success}/{row.baseline_n}"
                 for row in twins.itertuples()
             ],
-            "rate difference (pp)": twins["rate_difference"].map(
-                lambda v: _number(v, "test_accuracy", signed=True)
-            ),
+            "rate difference (pp)": [
+                f"{_number(row.rate_difference, 'test_accuracy', signed=True)} "
+                f"{_interval(row.diff_low, row.diff_high, signed=True)}"
+                for row in twins.itertuples()
+            ],
             "p Fisher": twins["p_fisher"].map(_p),
+            "seed pairs: L only / B only": [
+                f"{row.langevin_only} / {row.baseline_only} of {row.n_seed_pairs}"
+                for row in twins.itertuples()
+            ],
+            "p McNemar (seed pairs)": twins["p_mcnemar"].map(_p),
         }
     )
 

@@ -21,7 +21,13 @@ from harness.analysis.choice import chosen_configs, edge_warnings
 from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
 from harness.analysis.metrics import outcome
-from harness.analysis.success import DEFAULT_MARGIN, SUCCESS_METRIC, success_rates, twin_tests
+from harness.analysis.success import (
+    DEFAULT_MARGIN,
+    SUCCESS_METRIC,
+    success_rates,
+    successes,
+    twin_tests,
+)
 from harness.analysis.success_trend import success_trend
 from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
@@ -129,7 +135,7 @@ def analyze_tuning(
             study.trials[study.trials["phase"] == PHASE_TUNE], score_epoch, confidence
         ),
         success=rates,
-        twins=twin_tests(rates),
+        twins=twin_tests(rates, successes(finals, threshold), confidence),
         trend=success_trend(finals, threshold, confidence),
         threshold=threshold,
     )
