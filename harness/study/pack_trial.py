@@ -3,6 +3,9 @@
 `train_pack(config)` is the Ray Tune function trainable of a packed study (config =
 {"trial": pack config of `packs.pack_configs`}). It does for its members exactly what
 `trial.train_trial` does for one trial:
+- its members must agree on everything but the fields of `packs.MEMBER_FIELDS` (seed, learning
+  rate, σ and the names): the pack trains them all with member 0's model, epochs, layer fraction
+  and schedules, so a pack of members that differ in more is refused (`check_members`);
 - member k's weights are those its own trial would start from (its unpacked model built after
   seeding with its seed), its batches come in its own seed's order (the global TF seed is set to
   its seed before its epoch's pipeline is made, as in its own trial), and its learning rate, σ
@@ -30,7 +33,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.study import devices
-from harness.study.packs import PACK_MEMBERS
+from harness.study.packs import MEMBER_FIELDS, PACK_MEMBERS
 from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED, STATUS_RUNNING
 from harness.study.trial import (
     build_trial_model,
@@ -43,6 +46,26 @@ from harness.study.trial import (
 
 WEIGHTS_FILE = "pack.npz"
 STATE_FILE = "state.json"
+
+
+def _same(a, b) -> bool:
+    """Equal, or equal as `packs` compares them when grouping (NaN equals NaN there)."""
+    return a == b or json.dumps(a, sort_keys=True, default=str) == json.dumps(
+        b, sort_keys=True, default=str)
+
+
+def check_members(members: list[dict]) -> None:
+    """HarnessError (one line, naming the field) unless the members' configs are equal in
+    everything but `packs.MEMBER_FIELDS`: the pack trains every member with member 0's values of
+    the rest (a Layer Langevin trial packed with full-Langevin ones would report full Langevin)."""
+    first = members[0]
+    for member in members[1:]:
+        for key in sorted((first.keys() | member.keys()) - set(MEMBER_FIELDS)):
+            if key not in first or key not in member or not _same(first[key], member[key]):
+                raise HarnessError(
+                    f"pack {first['trial_key']} cannot train {member['trial_key']} with it: "
+                    f"their {key!r} differs ({first.get(key)!r} vs {member.get(key)!r}); only "
+                    f"{', '.join(MEMBER_FIELDS)} may differ within a pack")
 
 
 def pack_optimizer_config(members: list[dict]) -> dict:
@@ -105,6 +128,7 @@ def train_pack(tune_config: dict) -> None:
     from harness.packing.train import PackedTrainer, zip_members
 
     members = tune_config["trial"][PACK_MEMBERS]
+    check_members(members)
     first = members[0]
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("float32")
