@@ -16,7 +16,7 @@ from test_analysis_audit import gains_of, trials
 from test_analysis_tuned import store as tuned_store  # noqa: F401 (fixture)
 
 from harness.analysis.intervals import bca_interval
-from harness.analysis.load import EPOCH_KEYS, Study, label_arms, load_study
+from harness.analysis.load import EPOCH_KEYS, Study, continuations, label_arms, load_study
 from harness.analysis.paired import gain_stats, holm
 from harness.analysis.report import analyze, gains_title
 from harness.analysis.success import success_rates, successes, twin_tests
@@ -27,13 +27,18 @@ from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_TUNE, STATUS_FINISHED
 
 
-def _analysis(frame: pd.DataFrame, metric: str = "test_accuracy"):
-    """`report.analyze` of an untuned study of the trials in `frame`, each one epoch long with
-    its test accuracy as its val_accuracy."""
-    frame = frame.assign(phase=None, run_id=[f"r{i}" for i in range(len(frame))])
-    epochs = frame[EPOCH_KEYS].assign(epoch=1, val_accuracy=frame["test_accuracy"])
-    study = Study("defects", "0", "sqlite:///none", frame, epochs, (metric,), pd.DataFrame())
-    return analyze(study, metric)
+def _analysis(frame: pd.DataFrame, epochs: pd.DataFrame | None = None):
+    """`report.analyze` (test_accuracy) of an untuned study of the trials in `frame` with the
+    per-epoch metrics `epochs` (default: each run one epoch long, its test accuracy as its
+    val_accuracy)."""
+    frame = frame.assign(phase=None)
+    if "run_id" not in frame:
+        frame = frame.assign(run_id=[f"r{i}" for i in range(len(frame))])
+    if epochs is None:
+        epochs = frame[EPOCH_KEYS].assign(epoch=1, val_accuracy=frame["test_accuracy"])
+    metrics = ("test_accuracy", "val_accuracy")
+    study = Study("defects", "0", "sqlite:///none", frame, epochs, metrics, pd.DataFrame())
+    return analyze(study, "test_accuracy")
 
 
 def _keyed(*runs: dict) -> list[dict]:
@@ -281,3 +286,57 @@ def test_a_success_rate_difference_has_its_newcombe_interval_and_the_paired_mcne
     table = twins_table(twins)
     assert table["rate difference (pp)"][0] == "+57.78 [+12.86, +79.18]"
     assert table["p McNemar (seed pairs)"][0] == "0.125"
+
+
+def _curves(frame: pd.DataFrame, bump: dict) -> pd.DataFrame:
+    """One row per epoch of every run in `frame`: learning metrics set by its optimizer, seed and
+    epoch only (so a longer run repeats a shorter one's epochs), plus `bump[(depth, epochs)]`;
+    epoch times differ from run to run, as they do."""
+    rows = []
+    for i, run in enumerate(frame.itertuples()):
+        for epoch in range(1, run.epochs + 1):
+            accuracy = 0.5 + 0.01 * run.seed + 0.001 * epoch + 0.05 * (run.sigma > 0)
+            accuracy += bump.get((run.depth, run.epochs), 0.0)
+            rows.append({"run_id": run.run_id, "epoch": epoch, "train_loss": 1 - accuracy,
+                         "train_accuracy": accuracy, "val_loss": 1 - accuracy,
+                         "val_accuracy": accuracy, "epoch_time_s": 2.0 + i})  # fmt: skip
+    return frame[EPOCH_KEYS].merge(pd.DataFrame(rows), on="run_id")
+
+
+def test_a_longer_rerun_of_the_same_seeds_is_said_to_be_a_continuation():
+    runs = [
+        {"optimizer": optimizer, "seed": s, "depth": depth, "epochs": epochs,
+         "test_accuracy": 0.5 + 0.01 * s + 0.001 * epochs + 0.05 * optimizer.startswith("L-")}
+        for depth in (3, 30)
+        for epochs in (10, 30)
+        for optimizer in ("RMSprop", "L-RMSprop")
+        for s in range(3)
+    ]  # fmt: skip
+    frame = trials(*runs).assign(run_id=[f"r{i}" for i in range(len(runs))], phase=None)
+    # depth 30: the 30-epoch runs repeat the 10-epoch runs' epochs 1-10 (a continuation);
+    # depth 3: their curves differ (another run of the seeds, e.g. another data order)
+    analysis = _analysis(frame, _curves(frame, {(3, 30): 0.002}))
+    found = analysis.continuations
+    assert found[["depth", "arms", "epochs", "seeds", "shared_epochs"]].values.tolist() == [
+        [30, "L-RMSprop (epochs=10); L-RMSprop (epochs=30)", "10, 30", "0, 1, 2", 10],
+        [30, "RMSprop (epochs=10); RMSprop (epochs=30)", "10, 30", "0, 1, 2", 10],
+    ]
+    (notes,) = [body for title, body in analysis.sections() if title.startswith("Continuations")]
+    assert notes[1] == (
+        "RMSprop (epochs=10); RMSprop (epochs=30) at mnist/dense depth 30: seeds 0, 1, 2 ran for "
+        "10, 30 epochs with the same per-epoch metrics over their first 10 epochs: a "
+        "continuation of the same seeds, not a replication"
+    )
+
+
+def test_a_rerun_whose_stretched_schedule_parts_it_later_still_shares_its_first_epochs():
+    runs = [
+        {"optimizer": "L-RMSprop", "seed": 0, "epochs": epochs, "test_accuracy": 0.9}
+        for epochs in (10, 30)
+    ]
+    frame = trials(*runs).assign(run_id=["short", "long"], phase=None)
+    curves = _curves(frame, {})
+    later = (curves["run_id"] == "long") & (curves["epoch"] > 8)  # its learning rate drops later
+    curves.loc[later, "val_accuracy"] += 0.01
+    (found,) = continuations(frame, curves).itertuples()
+    assert (found.seeds, found.shared_epochs) == ("0", 8)

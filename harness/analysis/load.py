@@ -25,14 +25,23 @@ In a tuned study the tuned hyperparameters (those with a `range.*` on an arm run
 and are left out of both: its arm is its `arm_id`, and the tuning trials are analysed apart from
 the finals (see `harness.analysis.report`).
 A trial without a status tag never reported an outcome and counts as failed.
+
+A run of the same seeds with more epochs (a rerun asked for more) is a continuation, not a
+replication: its first epochs are the shorter run's. `continuations` finds such runs: two runs
+that agree in CONTINUATION_KEYS and seed but not in `epochs`, whose learning metrics (losses and
+accuracies, not timings) agree, to float32 rounding (relative AGREE_RTOL), from the first epoch
+on: `shared_epochs` counts the leading epochs they agree on (all those both logged when only
+the epoch count differs; fewer when a schedule stretched with the epochs parts them later).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
@@ -72,6 +81,13 @@ SHORT_NAMES = {"learning_rate": "lr", "sigma": "σ", "layer_fraction": "f", "bat
 ARM_KEYS = ["dataset", "model", "depth", "arm"]
 # Trial columns repeated on every epoch row.
 EPOCH_KEYS = ["run_id", *ARM_KEYS, "optimizer", "pair", "variant", "seed", "status", "phase"]
+# What two runs share when one continues the other (besides their seed): all but `epochs`.
+CONTINUATION_KEYS = [
+    "dataset", "model", "depth", "optimizer", "pair", "variant", *FLOAT_PARAMS, "batch_size",
+]  # fmt: skip
+LEARNING_METRICS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+AGREE_RTOL = 1e-5
+CONTINUATION_COLUMNS = ["dataset", "model", "depth", "arms", "epochs", "seeds", "shared_epochs"]
 
 
 @dataclass(frozen=True)
@@ -312,3 +328,59 @@ def _epochs_frame(client, runs: list, trials: pd.DataFrame) -> pd.DataFrame:
         .merge(wide, on="run_id")
         .sort_values(["run_id", "epoch"], ignore_index=True)
     )
+
+
+def continuations(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """CONTINUATION_COLUMNS: per pair of arms whose runs of the same seeds continue one another
+    (see the module docstring), the two arms, their epoch counts, the seeds and the fewest
+    leading epochs the runs of one seed share."""
+    curves = {run: own.set_index("epoch") for run, own in epochs.groupby("run_id")}
+    found = []
+    for _, runs in trials.groupby([*CONTINUATION_KEYS, "seed"], dropna=False, sort=False):
+        for short, long in itertools.combinations(runs.sort_values("epochs").itertuples(), 2):
+            if short.epochs == long.epochs:
+                continue
+            shared = _shared_epochs(curves.get(short.run_id), curves.get(long.run_id))
+            if shared:
+                found.append(
+                    {
+                        "dataset": short.dataset,
+                        "model": short.model,
+                        "depth": short.depth,
+                        "arms": f"{short.arm}; {long.arm}",
+                        "epochs": f"{short.epochs}, {long.epochs}",
+                        "seed": short.seed,
+                        "shared_epochs": shared,
+                    }
+                )
+    if not found:
+        return pd.DataFrame(columns=CONTINUATION_COLUMNS)
+    by = CONTINUATION_COLUMNS[:5]
+    return (
+        pd.DataFrame(found)
+        .sort_values([*by, "seed"])
+        .groupby(by, sort=False)
+        .agg(
+            seeds=("seed", lambda seeds: ", ".join(map(str, seeds))),
+            shared_epochs=("shared_epochs", "min"),
+        )
+        .reset_index()
+    )
+
+
+def _shared_epochs(short: pd.DataFrame | None, long: pd.DataFrame | None) -> int:
+    """How many leading epochs (from epoch 1) both runs logged with agreeing learning metrics."""
+    if short is None or long is None:
+        return 0
+    metrics = [m for m in LEARNING_METRICS if m in short and m in long]
+    epochs = short.index.intersection(long.index).sort_values()
+    if not metrics or not len(epochs) or epochs[0] != 1:
+        return 0
+    agree = np.isclose(
+        short.loc[epochs, metrics].to_numpy(dtype=float),
+        long.loc[epochs, metrics].to_numpy(dtype=float),
+        rtol=AGREE_RTOL,
+        atol=0.0,
+        equal_nan=True,
+    ).all(axis=1)
+    return int(np.cumprod(agree).sum())

@@ -20,7 +20,7 @@ from harness.analysis.choice import RULE
 from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_target
 from harness.analysis.depth import depth_trend
 from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
-from harness.analysis.load import Study, mlflow_client
+from harness.analysis.load import Study, continuations, mlflow_client
 from harness.analysis.metrics import is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
@@ -28,6 +28,7 @@ from harness.analysis.tables import (
     bootstrap_methods,
     budget_table,
     choices_table,
+    continuation_notes,
     depth_claims,
     gains_table,
     markdown_table,
@@ -58,6 +59,7 @@ class Analysis:
     trend: pd.DataFrame  # depth.depth_trend
     curves: pd.DataFrame  # curves.learning_curves
     to_target: pd.DataFrame | None  # curves.time_to_target, when a target is given
+    continuations: pd.DataFrame  # load.continuations
     tuning: Tuning | None = None  # a tuned study's protocol, choices, budget curves, success
 
     def figures(self) -> dict:
@@ -81,6 +83,10 @@ class Analysis:
         parts = []
         if self.tuning is not None:
             parts += tuning_sections(self.tuning)
+        if len(self.continuations):
+            parts.append(
+                ("Continuations, not replications", continuation_notes(self.continuations))
+            )
         parts += [
             (
                 f"{self.metric} per optimizer (mean ± 95% t-interval half-width over seeds; "
@@ -180,6 +186,7 @@ def analyze(
         trend=depth_trend(per_seed, gains, confidence),
         curves=learning_curves(analysed.epochs, CURVE_METRIC, confidence),
         to_target=None if target is None else time_to_target(analysed.epochs, target, CURVE_METRIC),
+        continuations=continuations(analysed.trials, analysed.epochs),
         tuning=tuning,
     )
 

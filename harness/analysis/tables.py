@@ -152,6 +152,16 @@ def depth_claims(trend: pd.DataFrame, gains: pd.DataFrame, metric: str) -> list[
     return sentences
 
 
+def continuation_notes(found: pd.DataFrame) -> list[str]:
+    """One sentence per pair of arms that continue one another (`load.continuations`)."""
+    return [
+        f"{row.arms} at {row.dataset}/{row.model} depth {row.depth}: seeds {row.seeds} ran for "
+        f"{row.epochs} epochs with the same per-epoch metrics over their first "
+        f"{row.shared_epochs} epochs: a continuation of the same seeds, not a replication"
+        for row in found.itertuples()
+    ]
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub pipe table (no `tabulate` needed)."""
 
