@@ -245,6 +245,7 @@ def _note(n_pairs: int, n_nonzero: int) -> str:
         notes.append(f"too few seeds for a bootstrap CI (n={n_pairs} < {MIN_N_BOOTSTRAP})")
     if n_nonzero < n_pairs:
         notes.append(
-            f"Wilcoxon on the {n_nonzero} non-zero gains ({n_pairs - n_nonzero} zero gains dropped)"
+            f"Wilcoxon on the {n_nonzero} non-zero gains ({n_pairs - n_nonzero} zero "
+            f"gain{'s' if n_pairs - n_nonzero > 1 else ''} dropped)"
         )
     return "; ".join(notes)
