@@ -121,7 +121,7 @@ def test_noise_only_tunes_sigma_alone_at_the_plain_choice(tmp_path):
       "optimizers": [{"base": "rmsprop"}, {"base": "adam", "sigma": "tune"}]}, "no plain adam"),
     ({"tuning.screen": {"top": 0, "seeds": 2}}, "tuning.screen.top"),
     ({"tuning.screen": {"top": 2, "seeds": 1}}, "tuning.screen.seeds"),
-    ({"tuning.final_seeds": [1, 2, 3, 4, 5, 6]}, "screening seeds [1]"),
+    ({"tuning.final_seeds": [1, 2, 3, 4, 5, 6, 7, 8]}, "screening seeds [1]"),
     ({"tuning.final_seeds": 5}, "decision.looks"),
     ({"decision.looks": [6, 3]}, "increasing"),
     ({"tuning.matched_lr_controls": None}, "needs the twins at one learning rate"),

@@ -82,11 +82,12 @@ def _by_seed(cell: pd.DataFrame) -> pd.DataFrame:
 
 def matched_lr_effects(finals: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
     """COLUMNS, one row per (Langevin arm with controls, effect); empty without controls."""
+    if not is_control(finals).any():
+        return pd.DataFrame(columns=COLUMNS)
     finals = finals.assign(value=outcome(finals, SUCCESS_METRIC))
     finals = finals.assign(success=finals["value"] > thresholds(finals, threshold))
     rows = []
-    arms = sorted(set(finals.loc[is_control(finals), CONTROL_OF].dropna())) if len(finals) else []
-    for arm in arms:
+    for arm in sorted(set(finals.loc[is_control(finals), CONTROL_OF].dropna())):
         cells = _cells(finals, arm)
         if cells is None:
             continue

@@ -5,7 +5,9 @@
 - `epochs.csv`: `Study.epochs`, one row per (trial, epoch);
 - `arms.csv`: `Study.arms`, a tuned study's arm runs (empty file for an untuned study);
 - `study.json`: name, experiment_id, tracking_uri (the store the runs came from), metric_names,
-  and each CSV's columns with their pandas dtypes.
+  and each CSV's columns with their pandas dtypes;
+- `design/`: a study with a declared decision: its design run's files (`spec.json`,
+  `choices.json`, `looks.json`), from which the verdict is redone.
 `load_exported(directory)` reads them back into a `Study` that `report.analyze` treats exactly like
 the one `load.load_study` reads from MLflow: same columns in the same order, same dtypes, same
 values (floats are written with Python's shortest round-trip repr and parsed with `float`, so
@@ -27,8 +29,10 @@ import pandas as pd
 
 from harness.analysis.load import Study
 from harness.errors import HarnessError
+from harness.study.run_schema import DESIGN_FILES
 
 RUNS, EPOCHS, ARMS, META = "runs.csv", "epochs.csv", "arms.csv", "study.json"
+DESIGN = "design"  # folder of the design run's files
 FILES = (RUNS, EPOCHS, ARMS, META)
 TABLES = {RUNS: "trials", EPOCHS: "epochs", ARMS: "arms"}  # file -> Study field
 TEXT_DTYPES = ("str", "object")
@@ -57,6 +61,10 @@ def export_study(study: Study, directory: Path) -> Path:
         "blank_is_empty_text": blank_is_empty,
     }
     (directory / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    if study.design is not None:
+        (directory / DESIGN).mkdir(exist_ok=True)
+        for name, text in study.design.items():
+            (directory / DESIGN / name).write_text(text, encoding="utf-8")
     return directory
 
 
@@ -86,11 +94,16 @@ def load_exported(directory: Path) -> Study:
             field: _read_table(directory / file, columns[file], blank_is_empty[file])
             for file, field in TABLES.items()
         }
+        design = None
+        if (directory / DESIGN).is_dir():
+            design = {name: (directory / DESIGN / name).read_text(encoding="utf-8")
+                      for name in DESIGN_FILES}
         return Study(
             name=meta["name"],
             experiment_id=meta["experiment_id"],
             tracking_uri=meta["tracking_uri"],
             metric_names=tuple(meta["metric_names"]),
+            design=design,
             **frames,
         )
     except HarnessError:

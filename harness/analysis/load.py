@@ -46,9 +46,11 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.study.run_schema import (
+    DESIGN_FILES,
     EPOCH_METRICS,
     RANGE_PREFIX,
     RUN_KIND_ARM,
+    RUN_KIND_DESIGN,
     RUN_KIND_TRIAL,
     STATUS_FAILED,
     TAG_ARM,
@@ -99,6 +101,8 @@ class Study:
     epochs: pd.DataFrame
     metric_names: tuple[str, ...]
     arms: pd.DataFrame  # a tuned study's arm runs; empty when untuned
+    # a study with a declared decision: its design run's files (run_schema.DESIGN_*), as text
+    design: dict[str, str] | None = None
 
     @property
     def tuned(self) -> bool:
@@ -118,6 +122,7 @@ def mlflow_client(tracking_uri: str):
     """An MlflowClient on `tracking_uri` (telemetry off); refuses a sqlite file that does not exist
     instead of letting MLflow create an empty store there."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
     from sqlalchemy.engine import make_url
 
@@ -167,7 +172,32 @@ def load_study(study: str, tracking_uri: str | None = None,
         epochs=epochs,
         metric_names=(*logged, *([BEST_VAL_ACCURACY] if "val_accuracy" in logged else [])),
         arms=arms,
+        design=_design_files(client, experiment.experiment_id),
     )
+
+
+def _design_files(client, experiment_id: str) -> dict[str, str] | None:
+    """The design run's files (spec, choices, looks) as text; None without a design run."""
+    import tempfile
+
+    runs = _search_all(client, experiment_id, f"tags.{TAG_RUN_KIND} = '{RUN_KIND_DESIGN}'")
+    if not runs:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    run_id = runs[0].info.run_id
+    with tempfile.TemporaryDirectory() as folder:
+        files = {}
+        for name in DESIGN_FILES:
+            try:
+                path = client.download_artifacts(run_id, name, folder)
+            except MlflowException:
+                raise HarnessError(
+                    f"the study's design run {run_id} has no {name} (recorded by an older "
+                    "harness): resume the study with `harness run` once more to record it"
+                ) from None
+            files[name] = Path(path).read_text(encoding="utf-8")
+    return files
 
 
 def _find_experiment(client, study: str, tracking_uri: str):

@@ -29,9 +29,11 @@ from harness.analysis.tables import (
     budget_table,
     choices_table,
     continuation_notes,
+    declared_table,
     depth_claims,
     gains_table,
     markdown_table,
+    matched_lr_table,
     paper_table,
     success_table,
     success_trend_table,
@@ -81,6 +83,8 @@ class Analysis:
     def sections(self) -> list[tuple[str, str]]:
         """(title, body) of every part of the report, tables as plain text frames."""
         parts = []
+        if self.tuning is not None and self.tuning.declared is not None:
+            parts += declared_sections(self.tuning)
         if self.tuning is not None:
             parts += tuning_sections(self.tuning)
         if len(self.continuations):
@@ -128,6 +132,31 @@ def _as_markdown(body) -> str:
     return _as_text(body)
 
 
+def declared_sections(tuning: Tuning) -> list[tuple[str, object]]:
+    """The verdict from the declared tests (primary), its table, and the note that every other
+    section is secondary."""
+    return [
+        ("Verdict: the declared tests (primary)", tuning.declared_lines),
+        ("Declared tests, per hypothesis", declared_table(tuning.declared)),
+        (
+            "Everything below is secondary",
+            "The tables and figures below describe the study; they decide nothing. A verdict "
+            "comes from the declared tests above only.",
+        ),
+    ]
+
+
+def matched_lr_section(tuning: Tuning) -> list[tuple[str, object]]:
+    if tuning.matched_lr.empty:
+        return []
+    return [(
+        "Matched learning rates (2 × 2, secondary unless declared): noise effect at each "
+        "learning rate, learning-rate effect at each σ, paired on seed (test accuracy, pp; "
+        "exact sign-flip p); tuned vs tuned = noise at the plain lr + lr effect at σ*",
+        matched_lr_table(tuning.matched_lr),
+    )]
+
+
 def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
     """Protocol (budget, ranges, seeds), choices with edge warnings, success (rates, twins, depth
     trend), budget curves."""
@@ -154,6 +183,7 @@ def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
             "difference in log-odds of training (depth × twin interaction), seeds as clusters",
             success_trend_table(tuning.trend),
         ),
+        *matched_lr_section(tuning),
         (
             "Expected best validation accuracy vs tuning budget (opda, 95% band)",
             budget_table(tuning.curves),
@@ -219,7 +249,8 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
     (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
-    success_twins.csv and success_trend.csv, report.md and the plots (PNG + SVG) into `out_dir`;
+    success_twins.csv, success_trend.csv, matched_lr.csv and (a declared decision) declared.csv,
+    report.md and the plots (PNG + SVG) into `out_dir`;
     returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {
@@ -238,6 +269,8 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
             "success": analysis.tuning.success,
             "success_twins": analysis.tuning.twins,
             "success_trend": analysis.tuning.trend,
+            "matched_lr": analysis.tuning.matched_lr,
+            "declared": analysis.tuning.declared,
         }
     paths = []
     for name, frame in tables.items():

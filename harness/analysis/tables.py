@@ -207,6 +207,50 @@ def success_table(success: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def declared_table(declared: pd.DataFrame) -> pd.DataFrame:
+    """Per declared hypothesis: verdict, estimate (pp) with its interval, p against its
+    group-sequential threshold, the look that decided it, seeds and power at those seeds."""
+    return pd.DataFrame(
+        {
+            "hypothesis": declared["hypothesis"],
+            "cells": declared["langevin_cell"] + " − " + declared["baseline_cell"],
+            "verdict": declared["verdict"],
+            "estimate (pp)": [
+                f"{_number(row.estimate, 'test_accuracy', signed=True)} "
+                f"{_interval(row.low, row.high, signed=True)}"
+                for row in declared.itertuples()
+            ],
+            "interval": declared["interval"],
+            "p / threshold": [f"{_p(row.p_value)} / {row.threshold:.3g}"
+                              for row in declared.itertuples()],
+            "decided at look": [
+                f"{int(row.look)} of {row.looks_taken} taken" if pd.notna(row.look)
+                else f"open after {row.looks_taken}" for row in declared.itertuples()
+            ],
+            "seeds": declared["seeds"],
+            "power at these seeds": declared["power_at_seeds"].map(lambda v: f"{v:.2f}"),
+        }
+    )
+
+
+def matched_lr_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """Per Langevin arm with controls and effect: cell − cell, mean gain (pp), wins / ties /
+    losses, successes of each cell, exact sign-flip p."""
+    return pd.DataFrame(
+        {
+            **{key: effects[key] for key in TABLE_INDEX},
+            "effect": effects["effect"],
+            "cells": effects["cell"] + " − " + effects["minus"],
+            "mean gain (pp)": effects["mean_gain"].map(
+                lambda v: _number(v, "test_accuracy", signed=True)),
+            "W/T/L": [f"{r.n_wins}/{r.n_ties}/{r.n_losses}" for r in effects.itertuples()],
+            "trained": [f"{r.successes}/{r.n} vs {r.minus_successes}/{r.n}"
+                        for r in effects.itertuples()],
+            "p sign-flip": effects["p_sign_flip"].map(_p),
+        }
+    )
+
+
 def twins_table(twins: pd.DataFrame) -> pd.DataFrame:
     """Per Langevin arm: its successes and its baseline twin's, the difference in rate (pp) with
     its Newcombe interval, Fisher's exact p-value, and on the seeds both ran the discordant seeds

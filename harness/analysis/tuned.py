@@ -4,7 +4,10 @@ A tuned study (trials tagged phase = "tune" / "final", one arm run per arm) is a
 parts that never pool: its tuning trials give each arm's budget curve (`budget`); its final trials
 (the chosen config re-run on fresh seeds) give success rates (`success`), the depth trend of
 success (`success_trend`, logistic, secondary) and, in `report`, every
-statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend). Before any
+statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend). Screening
+trials (a kept point on another seed) are no draws of the budget curve; matched-learning-rate
+controls get their own 2 × 2 (`controls`), never pooled with the arms; a study with a declared
+decision gets its verdict from the declared tests (`verdict`), the only primary result. Before any
 final run has an outcome (only tuning trials, or finals still running) there is nothing to
 analyse: a one-line HarnessError says so (`require_finals`).
 """
@@ -12,12 +15,13 @@ analyse: a one-line HarnessError says so (`require_finals`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from harness.analysis.budget import budget_curves
 from harness.analysis.choice import chosen_configs, edge_warnings
+from harness.analysis.controls import is_control, matched_lr_effects
 from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
 from harness.analysis.metrics import outcome
@@ -29,12 +33,14 @@ from harness.analysis.success import (
     twin_tests,
 )
 from harness.analysis.success_trend import success_trend
+from harness.analysis.verdict import design_of, verdict_lines, verdict_table
 from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
+from harness.study.tuning import STAGE_SCREEN
 
 PROTOCOL_PARAMS = [
     "budget", "sampler", "sampler_seed", "metric", "mode", "score_epoch", "tuning_seeds",
-    "final_seeds",
+    "final_seeds", "langevin_mode", "screen", "matched_lr_controls",
 ]  # fmt: skip
 
 
@@ -47,6 +53,9 @@ class Tuning:
     twins: pd.DataFrame  # success.twin_tests
     trend: pd.DataFrame  # success_trend.success_trend
     threshold: float | None  # None: chance + DEFAULT_MARGIN per dataset
+    matched_lr: pd.DataFrame  # controls.matched_lr_effects (empty without controls)
+    declared: pd.DataFrame | None = None  # verdict.verdict_table (None: nothing declared)
+    declared_lines: list[str] = field(default_factory=list)  # verdict.verdict_lines
 
     def threshold_text(self) -> str:
         if self.threshold is None:
@@ -58,17 +67,29 @@ class Tuning:
 
 
 def finals_of(study: Study) -> Study:
-    """The study restricted to its final trials (tuning trials never pool with them)."""
-    final_runs = study.trials["phase"] == PHASE_FINAL
+    """The study restricted to the final trials of its arms (tuning trials never pool with them;
+    the matched-learning-rate controls have their own 2 × 2, `controls`)."""
+    final_runs = (study.trials["phase"] == PHASE_FINAL) & ~is_control(study.trials)
+    runs = set(study.trials.loc[final_runs, "run_id"])
     return Study(
         name=study.name,
         experiment_id=study.experiment_id,
         tracking_uri=study.tracking_uri,
         trials=study.trials[final_runs].reset_index(drop=True),
-        epochs=study.epochs[study.epochs["phase"] == PHASE_FINAL].reset_index(drop=True),
+        epochs=study.epochs[study.epochs["run_id"].isin(runs)].reset_index(drop=True),
         metric_names=study.metric_names,
         arms=study.arms,
+        design=study.design,
     )
+
+
+def stage_one(trials: pd.DataFrame) -> pd.DataFrame:
+    """The tuning trials that drew a point (a screening trial re-runs a kept point on another
+    seed: it is no draw of the budget curve)."""
+    tune = trials["phase"] == PHASE_TUNE
+    if "stage" in trials:
+        tune &= trials["stage"].isna() | (trials["stage"] != STAGE_SCREEN)
+    return trials[tune]
 
 
 def _ranges(arm: pd.Series) -> str:
@@ -126,18 +147,22 @@ def analyze_tuning(
         if "score_epoch" in study.arms
         else {}
     )
-    finals = study.trials[study.trials["phase"] == PHASE_FINAL]
+    every_final = study.trials[study.trials["phase"] == PHASE_FINAL]
+    finals = finals_of(study).trials
     rates = success_rates(finals, threshold, confidence)
+    design = design_of(study.design)
+    declared, notes = verdict_table(design, every_final) if design else (None, [])
     return Tuning(
         protocol=protocol(study.arms),
         choices=chosen_configs(study.arms),
-        curves=budget_curves(
-            study.trials[study.trials["phase"] == PHASE_TUNE], score_epoch, confidence
-        ),
+        curves=budget_curves(stage_one(study.trials), score_epoch, confidence),
         success=rates,
         twins=twin_tests(rates, successes(finals, threshold), confidence),
         trend=success_trend(finals, threshold, confidence),
         threshold=threshold,
+        matched_lr=matched_lr_effects(every_final, threshold),
+        declared=declared,
+        declared_lines=verdict_lines(declared, notes, design) if design else [],
     )
 
 

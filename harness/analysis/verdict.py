@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.study.looks import LookState, add_look, hypotheses, seed_counts
+from harness.study.run_schema import DESIGN_CHOICES, DESIGN_LOOKS, DESIGN_SPEC
 from harness.study.space import StudySpec
 
 COLUMNS = [
@@ -33,6 +34,17 @@ class Design:
     spec: StudySpec
     choices: dict  # arm name -> tuning.Choice
     recorded: LookState | None  # the driver's looks (None: not recorded)
+
+
+def design_of(files: dict[str, str] | None) -> Design | None:
+    """The Design of a study's design-run files (`Study.design`); None without them."""
+    from harness.study.tuning import choices_from_json
+
+    if files is None:
+        return None
+    return Design(StudySpec.model_validate_json(files[DESIGN_SPEC]),
+                  choices_from_json(files[DESIGN_CHOICES]),
+                  LookState.from_json(files[DESIGN_LOOKS]))
 
 
 def _records(finals: pd.DataFrame) -> list[dict]:

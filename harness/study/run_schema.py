@@ -27,7 +27,9 @@ A tuned study (a `tuning:` block, see `harness.study.tuning`) adds:
     one parent run per arm: tag run_kind = "arm", tags `arm`, `study`, `pair`, `variant`,
     `budget` (K tuning trials), and once chosen `chosen.point`, `chosen.score`,
     `chosen.<hyper>` (e.g. `chosen.learning_rate`, `chosen.sigma`); params `budget`, `sampler`,
-    `sampler_seed`, `metric`, `mode`, `score_epoch`, `tuning_seeds`, `final_seeds` and the
+    `sampler_seed`, `metric`, `mode`, `score_epoch`, `tuning_seeds`, `final_seeds`,
+    `langevin_mode` (joint / noise_only), `screen` ("top M on seeds [...]" or "none"),
+    `matched_lr_controls` and the
     searched ranges `range.<hyper>.low`, `range.<hyper>.high`, `range.<hyper>.log`.
     A screening trial (a kept point on a screening seed) is a tuning trial with tag and param
     `stage` = "screen". A matched-learning-rate control (a final trial) has tags `control`
@@ -114,6 +116,7 @@ TAG_CONTROL = "control"  # "sigma0" or "plain_lr" on a matched-learning-rate con
 TAG_CONTROL_OF = "control_of"  # the Langevin arm a control belongs to
 TAG_DECISION = "decision"
 DESIGN_LOOKS, DESIGN_SPEC, DESIGN_CHOICES = "looks.json", "spec.json", "choices.json"
+DESIGN_FILES = (DESIGN_SPEC, DESIGN_CHOICES, DESIGN_LOOKS)
 TAG_LOOKS = "looks"
 TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run's trial
 TAG_PACK_SIZE = "pack_size"

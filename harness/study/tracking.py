@@ -189,6 +189,10 @@ def ensure_arm_runs(tracking_uri: str, spec) -> dict[str, str]:
                   "metric": tuning.metric, "mode": tuning.mode,
                   "score_epoch": tuning.score_epoch, "tuning_seeds": json.dumps(tuning.seeds),
                   "final_seeds": json.dumps(tuning.final_seed_list), "depth": arm.depth,
+                  "langevin_mode": tuning.langevin,
+                  "screen": f"top {tuning.kept} on seeds {tuning.screen_seed_list}"
+                  if tuning.screen else "none",
+                  "matched_lr_controls": tuning.matched_lr_controls,
                   "base_optimizer": arm.optimizer.base,
                   "layer_fraction": arm.optimizer.layer_fraction}
         for name in arm.tuned:

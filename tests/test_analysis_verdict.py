@@ -1,0 +1,79 @@
+"""The verdict from the declared tests (harness.analysis.verdict), replayed from final runs.
+
+smoke_decided.yaml declares, Holm over two hypotheses, looks at 4 and 8 seeds: the noise effect
+on test accuracy at the plain learning rate (sign-flip) and the tuned twins' success (Fisher).
+Here the twins chose different learning rates, so the accuracy test meets the control
+L-Adam[lr=Adam] and the plain arm; the success test the tuned L-Adam and Adam."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.analysis.verdict import Design, replay, verdict_lines, verdict_table
+from harness.study.looks import LookState
+from harness.study.space import load_space
+from harness.study.tuning import Choice
+
+REPO = Path(__file__).resolve().parent.parent
+PLAIN, NOISY = "synthetic-dense6-Adam", "synthetic-dense6-L-Adam"
+CONTROL = f"{NOISY}[lr=Adam]"
+
+
+def design(recorded=None) -> Design:
+    spec = load_space(REPO / "search_spaces" / "smoke_decided.yaml")
+    choices = {PLAIN: Choice(PLAIN, 1, 0.9, {"learning_rate": 5e-3}, "a"),
+               NOISY: Choice(NOISY, 2, 0.9, {"learning_rate": 1e-3, "sigma": 1e-3}, "b")}
+    return Design(spec, choices, recorded)
+
+
+def finals(seeds, values: dict) -> pd.DataFrame:
+    """Final runs of the cells in `values` (cell -> accuracy per seed, None = diverged)."""
+    return pd.DataFrame([
+        {"trial_key": f"{cell}-{seed}", "arm_id": cell, "seed": seed,
+         "status": "diverged" if value is None else "finished", "test_accuracy": value}
+        for cell, per_seed in values.items() for seed, value in zip(seeds, per_seed)])
+
+
+SEEDS = list(range(2, 10))  # smoke_decided's final seeds
+DECIDED = {  # every Langevin cell trains, the plain arm never: both tests decide at look 2
+    PLAIN: [0.10] * 7 + [None], NOISY: [0.9] * 8, CONTROL: [0.9] * 8,
+    f"{NOISY}[sigma=0]": [0.5] * 8,
+}
+
+
+def test_the_verdict_is_the_declared_tests_replayed_look_by_look():
+    table, notes = verdict_table(design(), finals(SEEDS, DECIDED))
+    table = table.set_index("hypothesis")
+    accuracy, success = table.index
+    assert table.loc[accuracy, "langevin_cell"] == CONTROL  # matched learning rate
+    assert table.loc[success, "langevin_cell"] == NOISY
+    assert set(table["verdict"]) == {"supported"} and set(table["look"]) == {2}
+    assert table.loc[success, "estimate"] == 1.0 and table.loc[success, "seeds"] == 8
+    # 0.9 − 0.1 on every seed: the diverged plain run counts at chance, 0.1 (10 classes)
+    assert table.loc[accuracy, "estimate"] == pytest.approx(0.8)
+    assert table.loc[success, "p_value"] == pytest.approx(1 / 6435)  # Fisher 8/8 vs 0/8
+    assert all(table["p_value"] <= table["threshold"])
+    assert notes[-1].startswith("every declared test decided at look 2 of 2")
+    lines = verdict_lines(table.reset_index(), notes, design())
+    assert lines[0].startswith("**supported** — accuracy (sign_flip, noise_at_plain_lr)")
+    assert "+100.0 pp" in lines[1] and "8 seeds per arm" in lines[1]
+
+
+def test_an_unfinished_look_is_not_counted_and_no_look_means_no_verdict():
+    first_half = finals(SEEDS[:4], {k: v[:4] for k, v in DECIDED.items()})
+    assert len(replay(design(), first_half).looks) == 1
+    some = finals(SEEDS[:6], {k: v[:6] for k, v in DECIDED.items()})
+    table, _ = verdict_table(design(), some)
+    assert set(table["looks_taken"]) == {1} and set(table["seeds"]) == {4}
+    assert set(table["verdict"]) == {"undecided"}  # 4 seeds cannot pass O'Brien-Fleming
+    none, notes = verdict_table(design(), finals(SEEDS[:3], {k: v[:3] for k, v in DECIDED.items()}))
+    assert none.empty and "no look complete yet" in notes[0]
+
+
+def test_a_verdict_that_differs_from_the_drivers_record_is_reported():
+    recorded = LookState([{"count": 4, "outcomes": []}], {"verdicts": {}})
+    _, notes = verdict_table(design(recorded), finals(SEEDS, DECIDED))
+    assert "differ from what the driver recorded (1 looks" in notes[0]
