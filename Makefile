@@ -32,15 +32,19 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks
 
-# Mutation testing, not in CI (README, "Development: mutation testing"): mutmut mutates the
-# modules listed under [tool.mutmut] in pyproject.toml and runs the fast tests that cover each
-# mutant. One module or package: make mutate MODULE=harness/optimizers/adam.py (or
-# MODULE=harness/analysis). Results stay in mutants/; `mutmut show NAME` prints a mutant.
+# Mutation testing, not in CI (README, "Development: mutation testing"): mutmut mutates one
+# module or package, runs the fast tests that import it against each mutant and prints the score
+# (tests/mutate.py). MODULE=harness/study/tuning.py (or MODULE=harness/analysis); no MODULE: every
+# file [tool.mutmut] in pyproject.toml lists, against the whole fast tier. MUTATE_TESTS: other
+# pytest args choosing the tests ("tests": the fast tier); MUTATE_SAMPLE=K: K mutants drawn by
+# random.Random(2026). Results stay in mutants/; `mutmut show NAME` prints a mutant.
 MODULE ?=
 MUTATE_JOBS ?= 2
+MUTATE_TESTS ?=
+MUTATE_SAMPLE ?= 0
 mutate: $(STAMP)
-	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(if $(MODULE),'$(subst /,.,$(basename $(MODULE))).*')
-	$(BIN)/mutmut results
+	$(BIN)/python tests/mutate.py '$(MODULE)' --jobs $(MUTATE_JOBS) --tests '$(MUTATE_TESTS)' \
+		--sample $(MUTATE_SAMPLE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache mutants
