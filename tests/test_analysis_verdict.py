@@ -77,3 +77,14 @@ def test_a_verdict_that_differs_from_the_drivers_record_is_reported():
     recorded = LookState([{"count": 4, "outcomes": []}], {"verdicts": {}})
     _, notes = verdict_table(design(recorded), finals(SEEDS, DECIDED))
     assert "differ from what the driver recorded (1 looks" in notes[0]
+
+
+def test_the_looks_table_says_what_each_look_spent_and_decided():
+    from harness.analysis.verdict import looks_table
+    from harness.design.sequential import spent
+
+    table = looks_table(design(), finals(SEEDS, DECIDED))
+    assert list(table["seeds per arm"]) == [4, 8]
+    expected = spent([0.5, 1.0], 0.05, "obrien_fleming")
+    assert list(table["α spent (cumulative)"]) == [f"{v:.3g}" for v in expected]
+    assert table["decided here"].iloc[0] == "none" and table["decided here"].iloc[1].count(";") == 1

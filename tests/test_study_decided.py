@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -80,3 +81,27 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
     recorded = json.loads(design.data.tags["looks"])
     assert [look["count"] for look in recorded["looks"]] == [2, 4]
     assert json.loads(design.data.tags["decision"])["looks"] == [2, 4]
+
+    # the analysis replays the looks from the runs and reaches the driver's verdict
+    report = tmp_path / "analysis"
+    analyzed = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", "tiny_decided",
+                               "--out", str(report)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    assert analyzed.returncode == 0, analyzed.stdout + analyzed.stderr
+    text = (report / "report.md").read_text()
+    assert text.index("## Verdict: the declared tests (primary)") < text.index("## Tuning protocol")
+    declared = pd.read_csv(report / "declared.csv")
+    verdicts = state["decision"]["verdicts"]
+    assert dict(zip(declared["hypothesis"], declared["verdict"])) == {
+        name: v["verdict"] for name, v in verdicts.items()}
+    last = state["looks"][-1]["results"]
+    for row in declared.itertuples():
+        assert row.p_value == pytest.approx(verdicts[row.hypothesis]["p_value"])
+        assert row.seeds == last[row.hypothesis]["n"] == 4
+    assert (report / "design" / "spec.json").is_file()
+    again = tmp_path / "again"
+    from_files = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", "--from",
+                                 str(report), "--out", str(again)], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+    assert from_files.returncode == 0, from_files.stdout + from_files.stderr
+    assert (again / "declared.csv").read_text() == (report / "declared.csv").read_text()

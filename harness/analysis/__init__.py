@@ -5,7 +5,10 @@ over seeds) → `paired` (Langevin − baseline, seed by seed) → `depth` (gain
 per seed) and `curves` (over epochs) → `tables`, `plots`, `report`; `cli` is `harness analyze`.
 `metrics` says which direction of a metric is better and what a diverged run scores; `intervals`
 holds every confidence interval with its minimum n. A tuned study adds `tuned`: `choice` (chosen
-config, range edges), `budget` (expected best vs tuning budget, opda) and `success` (success
-rates and accuracy given success on the final seeds). `export` writes a study's runs and epochs
-as CSV files and reads them back (`harness analyze --from DIR`: the numbers without MLflow).
+config, range edges), `budget` (expected best vs tuning budget, opda), `success` (success
+rates and accuracy given success on the final seeds), `success_trend` (logistic depth trend of
+success), `controls` (the matched-learning-rate 2 × 2) and, with a declared decision, `verdict`
+(the declared tests replayed from the runs: the only primary result). `export` writes a study's
+runs, epochs and design as files and reads them back (`harness analyze --from DIR`: the numbers
+without MLflow).
 """

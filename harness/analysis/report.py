@@ -138,6 +138,8 @@ def declared_sections(tuning: Tuning) -> list[tuple[str, object]]:
     return [
         ("Verdict: the declared tests (primary)", tuning.declared_lines),
         ("Declared tests, per hypothesis", declared_table(tuning.declared)),
+        ("Looks taken (group-sequential, α spent by the declared spending function)",
+         tuning.looks),
         (
             "Everything below is secondary",
             "The tables and figures below describe the study; they decide nothing. A verdict "
@@ -271,6 +273,7 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
             "success_trend": analysis.tuning.trend,
             "matched_lr": analysis.tuning.matched_lr,
             "declared": analysis.tuning.declared,
+            "looks": analysis.tuning.looks,
         }
     paths = []
     for name, frame in tables.items():

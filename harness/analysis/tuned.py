@@ -33,7 +33,7 @@ from harness.analysis.success import (
     twin_tests,
 )
 from harness.analysis.success_trend import success_trend
-from harness.analysis.verdict import design_of, verdict_lines, verdict_table
+from harness.analysis.verdict import design_of, looks_table, verdict_lines, verdict_table
 from harness.errors import HarnessError
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.tuning import STAGE_SCREEN
@@ -56,6 +56,7 @@ class Tuning:
     matched_lr: pd.DataFrame  # controls.matched_lr_effects (empty without controls)
     declared: pd.DataFrame | None = None  # verdict.verdict_table (None: nothing declared)
     declared_lines: list[str] = field(default_factory=list)  # verdict.verdict_lines
+    looks: pd.DataFrame | None = None  # verdict.looks_table
 
     def threshold_text(self) -> str:
         if self.threshold is None:
@@ -152,6 +153,7 @@ def analyze_tuning(
     rates = success_rates(finals, threshold, confidence)
     design = design_of(study.design)
     declared, notes = verdict_table(design, every_final) if design else (None, [])
+    looks = looks_table(design, every_final) if design else None
     return Tuning(
         protocol=protocol(study.arms),
         choices=chosen_configs(study.arms),
@@ -163,6 +165,7 @@ def analyze_tuning(
         matched_lr=matched_lr_effects(every_final, threshold),
         declared=declared,
         declared_lines=verdict_lines(declared, notes, design) if design else [],
+        looks=looks,
     )
 
 

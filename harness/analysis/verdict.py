@@ -72,6 +72,21 @@ def replay(design: Design, finals: pd.DataFrame) -> LookState:
     return state
 
 
+def looks_table(design: Design, finals: pd.DataFrame) -> pd.DataFrame:
+    """Per look taken: seeds per arm, information fraction, α spent so far (f(t_k) at the
+    family's α), the hypotheses it decided."""
+    state = replay(design, finals)
+    plan = seed_counts(design.spec)
+    return pd.DataFrame(
+        [{"look": row["look"], "seeds per arm": row["seeds"],
+          "information fraction": f"{row['seeds'] / plan[-1]:.2f}",
+          "α spent (cumulative)": f"{row['alpha_spent']:.3g}",
+          "decided here": "; ".join(row["rejected"]) or "none"}
+         for row in state.decision.get("looks", [])],
+        columns=["look", "seeds per arm", "information fraction", "α spent (cumulative)",
+                 "decided here"])
+
+
 def verdict_table(design: Design, finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """COLUMNS, one row per declared hypothesis, and the notes (disagreement with the driver's
     record, looks not complete)."""

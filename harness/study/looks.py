@@ -182,16 +182,22 @@ def decide(spec: StudySpec, looks: list[dict]) -> dict:
     else:
         families = [[n] for n in names]
     verdicts, stop, reasons = {}, True, []
+    taken = [{"look": k + 1, "seeds": look["count"], "alpha_spent": None, "rejected": []}
+             for k, look in enumerate(looks)]
     for family in families:
         outcome = family_decide([{n: p[n] for n in family} for p in p_values], fractions,
                                 decision.alpha, decision.spending,
                                 [{n: e[n] for n in family} for e in estimates])
         for name in family:
             verdicts[name] = asdict(outcome.hypotheses[name])
+        for row, state in zip(taken, outcome.looks):
+            row["alpha_spent"] = state.alpha_spent  # f(t_k) at the overall α
+            row["rejected"] += list(state.rejected)
         stop = stop and outcome.stop
         reasons.append(outcome.reason)
     return {"stop": stop, "reason": reasons[0] if len(reasons) == 1 else "; ".join(reasons),
-            "verdicts": verdicts, "looks_taken": len(looks), "looks_planned": len(plan)}
+            "verdicts": verdicts, "looks_taken": len(looks), "looks_planned": len(plan),
+            "looks": taken}
 
 
 def add_look(spec: StudySpec, choices: dict, state: LookState, count: int,

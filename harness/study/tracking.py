@@ -241,12 +241,19 @@ def record_design(tracking_uri: str, spec, state, choices) -> str:
         run_id = client.create_run(experiment_id, run_name=f"{spec.name}-design", tags={
             TAG_RUN_KIND: RUN_KIND_DESIGN, TAG_STUDY: spec.name}).info.run_id
     decision = spec.decision.model_dump(mode="json") if spec.decision else None
-    summary = [{"count": look["count"], "results": {
-        name: {k: r[k] for k in ("estimate", "p_value", "n")}
-        for name, r in look.get("results", {}).items()}} for look in state.looks]
+    taken = state.decision.get("looks") or [{} for _ in state.looks]
+    summary = [{"count": look["count"], "alpha_spent": row.get("alpha_spent"),
+                "decided": row.get("rejected", []), "results": {
+                    name: {k: r[k] for k in ("estimate", "p_value", "n")}
+                    for name, r in look.get("results", {}).items()}}
+               for look, row in zip(state.looks, taken)]
     client.set_tag(run_id, TAG_DECISION, json.dumps(decision))
-    client.set_tag(run_id, TAG_LOOKS, json.dumps({"looks": summary, **{
-        k: v for k, v in state.decision.items() if k != "verdicts"}})[:MAX_TAG_CHARS])
+    rest = {k: v for k, v in state.decision.items() if k not in ("verdicts", "looks")}
+    text = json.dumps({"looks": summary, **rest})
+    if len(text) > MAX_TAG_CHARS:  # too many hypotheses for a tag: the results stay in looks.json
+        text = json.dumps({"looks": [{k: v for k, v in look.items() if k != "results"}
+                                     for look in summary], **rest})
+    client.set_tag(run_id, TAG_LOOKS, text[:MAX_TAG_CHARS])
     from harness.study.tuning import choices_to_json
 
     with tempfile.TemporaryDirectory() as folder:
