@@ -257,3 +257,9 @@ def test_dry_run_of_the_tuned_dense_study_with_a_declared_fisher_test(tmp_path, 
     text = capsys.readouterr().out
     assert "power 0.137 at 8 seeds per arm (α = 0.05); 80% power from 17 seeds on" in text
     assert "WARNING: power below 50%" in text
+
+
+def test_a_declared_study_is_not_cut_into_depth_parts(capsys):
+    assert main(["run", str(SMOKE_DECIDED), "--depths", "6", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "runs whole" in err and len(err.strip().splitlines()) == 1

@@ -105,3 +105,34 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
                                 capture_output=True, text=True, timeout=300)
     assert from_files.returncode == 0, from_files.stdout + from_files.stderr
     assert (again / "declared.csv").read_text() == (report / "declared.csv").read_text()
+
+
+def test_noise_only_tunes_sigma_at_the_plain_choice_in_a_second_round(tmp_path):
+    data = yaml.safe_load((REPO / "search_spaces" / "smoke_decided.yaml").read_text())
+    data.update(name="tiny_noise", dataset=dict(TINY_DATA), epochs=2,
+                model={"family": "dense", "depths": [3]})
+    data["tuning"].update(langevin="noise_only", budget=3)
+    for key in ("screen", "matched_lr_controls"):
+        data["tuning"].pop(key)
+    data.pop("decision")
+    data["tuning"]["final_seeds"] = 2
+    space = tmp_path / "tiny_noise.yaml"
+    space.write_text(yaml.safe_dump(data))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(space),
+                           "--storage-path", str(tmp_path / "results")],
+                          env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "phase tune-noise" in done.stdout
+    choices = json.loads((tmp_path / "results" / "tiny_noise" / "choices.json").read_text())
+    plain, noisy = choices["synthetic-dense3-Adam"], choices["synthetic-dense3-L-Adam"]
+    assert noisy["values"]["learning_rate"] == plain["values"]["learning_rate"]
+    runs = trial_runs(uri, "tiny_noise")
+    noisy_tuning = [r for r in runs if r.data.tags["arm"] == "synthetic-dense3-L-Adam"
+                    and r.data.tags["phase"] == "tune"]
+    assert len(noisy_tuning) == 3 and len({r.data.params["sigma"] for r in noisy_tuning}) == 3
+    assert {float(r.data.params["learning_rate"]) for r in noisy_tuning} == {
+        plain["values"]["learning_rate"]}
+    finals = Counter(r.data.tags["arm"] for r in runs if r.data.tags["phase"] == "final")
+    assert finals == {"synthetic-dense3-Adam": 2, "synthetic-dense3-L-Adam": 2}

@@ -350,6 +350,10 @@ def depth_part(spec: StudySpec, depths: list[int], path: Path) -> StudySpec:
     """The study cut to some of its depths, to run as a part of its own: named NAME-dD1-D2…,
     recorded in the whole study's MLflow experiment (so `harness analyze NAME` reads every
     part). A depth the study does not have is a one-line HarnessError."""
+    if spec.decision is not None:
+        raise HarnessError(f"{path}: --depths: a study with a declared decision runs whole (its "
+                           "family and looks span every depth); allowed: no --depths, or one "
+                           "study file per part, each with its own decision block")
     unknown = sorted(set(depths) - set(spec.model.depths))
     if not depths or unknown:
         raise HarnessError(f"{path}: --depths {unknown or depths}: not in the study's "
