@@ -145,22 +145,26 @@ def _trial(
     acc,
     status,
     test=None,
+    extra=None,
+    arm=None,
 ):
     variant = "baseline" if sigma == 0 else "langevin"
     tags = {
         TAG_RUN_KIND: RUN_KIND_TRIAL,
         TAG_STUDY: STUDY,
         TAG_PHASE: phase,
-        TAG_ARM: _arm_id(depth, optimizer),
+        TAG_ARM: arm or _arm_id(depth, optimizer),
         TAG_PARENT_RUN: parent,
+        **(extra or {}),
         TAG_STATUS: status,
         TAG_PAIR: "adam",
         TAG_VARIANT: variant,
     }
     params = {
         "phase": phase,
-        "arm": _arm_id(depth, optimizer),
+        "arm": arm or _arm_id(depth, optimizer),
         "point": point,
+        **(extra or {}),
         "learning_rate": lr,
         "sigma": sigma,
         "seed": seed,
@@ -176,13 +180,12 @@ def _trial(
     _log(client, experiment_id, tags, params, acc, test)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    uri, client, ids = sqlite_store(tmp_path_factory.mktemp("tuned"), STUDY)
-    experiment_id = ids[STUDY]
+def _fill(client, experiment_id) -> dict[tuple[int, str], str]:
+    """The study's arm runs and trials; returns the arm runs' ids."""
+    parents = {}
     for depth in DEPTHS:
         for optimizer in ("Adam", "L-Adam"):
-            parent = _arm_run(client, experiment_id, depth, optimizer)
+            parent = parents[depth, optimizer] = _arm_run(client, experiment_id, depth, optimizer)
             noisy = optimizer == "L-Adam"
             for point, (lr, sigma, score) in enumerate(
                 zip(TUNE_LR, TUNE_SIGMA, TUNE_SCORES, strict=True)
@@ -199,7 +202,58 @@ def store(tmp_path_factory):
                     client, experiment_id, parent, depth, optimizer, PHASE_FINAL, 3, seed,
                     chosen["learning_rate"], chosen.get("sigma", 0.0), accuracy, status, accuracy,
                 )  # fmt: skip
+    return parents
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    uri, client, ids = sqlite_store(tmp_path_factory.mktemp("tuned"), STUDY)
+    _fill(client, ids[STUDY])
     return uri
+
+
+@pytest.fixture(scope="module")
+def controlled(tmp_path_factory):
+    """The same study plus what the decision-grade protocol adds at depth 30: two screening
+    trials of L-Adam's point 3 (stage = screen, val 0.99: the budget curve must not count them)
+    and the matched-learning-rate controls of L-Adam on every final seed — Adam's optimizer at
+    L-Adam's lr (σ = 0, trains like L-Adam) and L-Adam at Adam's lr (fails like Adam)."""
+    uri, client, ids = sqlite_store(tmp_path_factory.mktemp("controlled"), STUDY)
+    experiment_id = ids[STUDY]
+    parents = _fill(client, experiment_id)
+    noisy = _arm_id(30, "L-Adam")
+    parent = parents[30, "L-Adam"]
+    for seed in (1, 2):
+        _trial(client, experiment_id, parent, 30, "L-Adam", PHASE_TUNE, 3, seed, 3e-3, 1.05e-5,
+               0.99, STATUS_FINISHED, extra={"stage": "screen"})
+    for i, seed in enumerate(FINAL_SEEDS):
+        lr_langevin, status = _final_accuracy("L-Adam", 30, i)
+        lr_plain, _ = _final_accuracy("Adam", 30, i)
+        _trial(client, experiment_id, parent, 30, "Adam", PHASE_FINAL, 3, seed, 3e-3, 0.0,
+               lr_langevin, status, lr_langevin, arm=f"{noisy}[sigma=0]",
+               extra={"control": "sigma0", "control_of": noisy})
+        _trial(client, experiment_id, parent, 30, "L-Adam", PHASE_FINAL, 3, seed, 0.098, 1.05e-5,
+               lr_plain, STATUS_FINISHED, lr_plain, arm=f"{noisy}[lr=Adam]",
+               extra={"control": "plain_lr", "control_of": noisy})
+    return uri
+
+
+def test_controls_and_screening_trials_change_no_table_of_the_arms(store, controlled, analysis):
+    """The controls get their 2 × 2 and nothing else; the screening trials are no budget draws."""
+    with_controls = analyze(load_study(STUDY, controlled))
+    for field in ("summary", "gains", "per_seed"):
+        pd.testing.assert_frame_equal(getattr(with_controls, field), getattr(analysis, field))
+    for field in ("success", "twins", "curves"):
+        pd.testing.assert_frame_equal(getattr(with_controls.tuning, field),
+                                      getattr(analysis.tuning, field))
+    assert analysis.tuning.matched_lr.empty
+    effects = with_controls.tuning.matched_lr.set_index("effect")
+    assert set(effects["depth"]) == {30} and len(effects) == 5
+    # the bimodal difference is all learning rate: no noise effect at either learning rate
+    assert effects.loc["noise at the plain lr", "n_ties"] == 10
+    assert effects.loc["lr effect at sigma = 0", "mean_gain"] == pytest.approx(
+        effects.loc["tuned vs tuned", "mean_gain"])
+    assert "Matched learning rates (2 × 2" in with_controls.text()
 
 
 @pytest.fixture(scope="module")

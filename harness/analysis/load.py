@@ -74,7 +74,8 @@ EPOCHS_DONE = "epochs_done"
 IDENTITY_PARAMS = frozenset(
     {
         "dataset", "model", "depth", "optimizer", "base_optimizer", "variant", "seed",
-        "trial_key", "study", "experiment", "data_dir", "phase", "arm", "point",
+        "trial_key", "study", "experiment", "data_dir", "phase", "arm", "point", "stage",
+        "control", "control_of",
     }
 )  # fmt: skip
 LANGEVIN_ONLY = ("sigma", "layer_fraction", "sigma_schedule")
