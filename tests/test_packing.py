@@ -32,10 +32,10 @@ TOLERANCE = dict(rel=1e-4, abs=1e-5)
 
 
 def members(tmp_path: Path, name: str, optimizers: list[dict], seeds=(0, 1, 2), epochs=3,
-            **overrides) -> list[dict]:
+            model=None, **overrides) -> list[dict]:
     _, spec = smoke_space(tmp_path, name=name, seeds=list(seeds), epochs=epochs,
-                          model={"family": "dense", "depths": [2]}, optimizers=optimizers,
-                          **overrides)
+                          model=model or {"family": "dense", "depths": [2]},
+                          optimizers=optimizers, **overrides)
     return trial_configs(spec)
 
 
@@ -90,7 +90,8 @@ def test_auto_packing_takes_the_group_the_cpu_cap_and_the_memory(tmp_path, monke
     ("packing", 0, "field 'packing': .*allowed: an integer >= 1, or auto"),
     ("packing", "many", "field 'packing': .*allowed: an integer >= 1, or auto"),
     ("mixed_precision", True, "packs train in float32; allowed: mixed_precision: false"),
-    ("model", {"family": "highway", "depths": [2]}, "cannot be packed; allowed families: dense"),
+    ("model", {"family": "resnet", "depths": [8]},
+     "cannot be packed; allowed families: dense, conv_dense, highway"),
     ("resources", {"cpu": 1, "gpu": 2}, "one device; allowed: resources.gpu <= 1"),
 ])
 def test_a_packing_the_harness_cannot_do_is_refused_in_one_line(tmp_path, field, value, message):
@@ -122,7 +123,7 @@ def test_a_packed_model_computes_each_members_own_network():
         np.testing.assert_allclose(logits[:, k], model(x[:, k]).numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="2 member models for a pack of 3"):
         load_members(packed, own[:2])
-    with pytest.raises(ValueError, match="cannot be packed; allowed: dense"):
+    with pytest.raises(ValueError, match="cannot be packed; allowed: dense, conv_dense, highway"):
         build_packed("resnet", 20, (8, 8, 1), 10, 2)
 
 
@@ -188,6 +189,12 @@ def test_a_pack_reports_what_its_trials_report_alone(optimizer, worker, workdir,
                         rates=[1e-3, 3e-3, 1e-2], sigmas=[0.0] * 3)
         (pack,) = pack_configs(group, 3)
         packed = run_trial(worker, pack, workdir, f"pack-{optimizer}")
+    assert_reported_alone(worker, workdir, group, packed)
+
+
+def assert_reported_alone(worker, workdir: Path, group: list[dict], packed) -> None:
+    """Every member of the pack that reported `packed` (3 epochs) reported, epoch by epoch and
+    at its end, what its trial reports run alone."""
     assert packed.epochs == [1, 2, 3]
     for member in group:
         alone = run_trial(worker, member, workdir, member["trial_key"]).results
@@ -204,8 +211,15 @@ def test_a_pack_reports_what_its_trials_report_alone(optimizer, worker, workdir,
 
 def test_a_restored_pack_continues_every_member_from_its_checkpoint(worker, workdir,
                                                                     langevin_pack):
-    group, pack, whole = langevin_pack
-    restored = run_trial(worker, pack, workdir, "lpack-restored", restore=whole.checkpoints[0])
+    assert_restores_per_member(worker, workdir, *langevin_pack)
+
+
+def assert_restores_per_member(worker, workdir: Path, group: list[dict], pack: dict,
+                               whole) -> None:
+    """The pack restored from its first checkpoint reports epochs 2 and 3 of every member as
+    the pack `whole` run through did."""
+    restored = run_trial(worker, pack, workdir, f"{pack['trial_key']}-restored",
+                         restore=whole.checkpoints[0])
     assert restored.epochs == [2, 3]
     for member in group:
         key = member["trial_key"]
@@ -227,20 +241,31 @@ def _record(recorder: MLflowRecorder, pack: dict, results: list[dict], complete=
         recorder.on_trial_complete(0, [], trial)
 
 
-def test_a_diverged_member_ends_alone_and_its_run_says_so(worker, workdir):
-    group = _varied(members(workdir, "nanpack", [{"base": "sgd", "learning_rate": 1e-2}],
-                           seeds=(0, 1)), rates=[1e-2, 1e12], sigmas=[0.0, 0.0])
+def diverging_pack(worker, workdir: Path, name: str, **overrides) -> tuple[list[dict], dict,
+                                                                           object]:
+    """A pack of two SGD members, seeds 0 and 1, at γ = 1e-2 (calm) and 1e12 (wild), run in the
+    worker: the wild one reports `diverged` with epoch 1 and nothing after, the calm one every
+    epoch what it reports alone. (members, pack, what it reported)"""
+    group = _varied(members(workdir, name, [{"base": "sgd", "learning_rate": 1e-2}],
+                            seeds=(0, 1), **overrides), rates=[1e-2, 1e12], sigmas=[0.0, 0.0])
     (pack,) = pack_configs(group, 2)
-    reported = run_trial(worker, pack, workdir, "nanpack")
+    reported = run_trial(worker, pack, workdir, name)
     calm, wild = (m["trial_key"] for m in group)
     assert reported.epochs == [1, 2, 3]
     assert reported.results[0][PACK_MEMBERS][wild]["status"] == "diverged"
     assert math.isnan(reported.results[0][PACK_MEMBERS][wild]["train_loss"])
     assert all(wild not in r[PACK_MEMBERS] for r in reported.results[1:])
-    alone = run_trial(worker, group[0], workdir, "nanpack-calm").results
-    assert [r[PACK_MEMBERS][calm]["train_loss"] for r in reported.results] == pytest.approx(
-        [r["train_loss"] for r in alone], **TOLERANCE)
+    alone = run_trial(worker, group[0], workdir, f"{name}-calm").results
+    for metric in COMPARED:
+        assert [r[PACK_MEMBERS][calm][metric] for r in reported.results] == pytest.approx(
+            [r[metric] for r in alone], **TOLERANCE), metric
+    assert reported.results[-1][PACK_MEMBERS][calm]["status"] == "finished"
+    return group, pack, reported
 
+
+def test_a_diverged_member_ends_alone_and_its_run_says_so(worker, workdir):
+    group, pack, reported = diverging_pack(worker, workdir, "nanpack")
+    calm, wild = (m["trial_key"] for m in group)
     uri = f"sqlite:///{workdir}/nanpack.db"
     experiment = group[0]["experiment"]
     _record(MLflowRecorder(uri, experiment, group[0]["study"]), pack, reported.results)

@@ -1,75 +1,85 @@
-"""Packed models: K members of one network as one Keras model (issue 15, item 1).
+"""Packed models: K members of one network as one Keras model.
 
-Input [B, K, H, W, C]: column k holds member k's batch. Output: logits [B, K, classes]. The
-packed dense layer computes, for every member k at once (one batched matmul),
+Input [B, K, H, W, C]: column k holds member k's batch. Output: logits [B, K, classes].
+`pack_model` builds the packed model of an unpacked one layer by layer (`layers`: Dense →
+PackedDense, Highway → PackedHighway, Conv2D → PackedConv2D, Flatten → PackedFlatten,
+MaxPooling2D as it is, on member-major channels), so a packed model has its unpacked family's
+layers with the same names, in the same order, and its weights in the same order with the member
+axis in front: member k's unpacked weights are slice k of every packed weight (`load_members`),
+and Layer Langevin, which counts `model.layers`, selects the same variables by path.
 
-    y[b, k, :] = act(x[b, k, :] · W[k] + c[k]),     W: [K, in, out],  c: [K, out]
-
-A packed model has the layers of its unpacked family with the same names, and its weights in the
-same order with the member axis in front, so member k's unpacked weights are slice k of every
-packed weight (`load_members`) and Layer Langevin selects the same variables by path.
+The families that are chains of those layers pack: dense, conv + dense, highway. The residual
+nets (resnet, densenet, vgg) do not yet: their BatchNorm, shortcuts and concatenations have no
+packed layer.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import ops
+import tensorflow as tf
 
-from harness.models.common import check_min_depth
+from harness.models.highway import Highway
+from harness.packing.layers import PackedConv2D, PackedDense, PackedFlatten, PackedHighway
 
-PACKABLE_FAMILIES = ("dense",)
-
-
-@keras.saving.register_keras_serializable(package="harness")
-class PackedDense(keras.layers.Layer):
-    """K independent Dense(units) layers side by side: y[:, k] = act(x[:, k] W[k] + c[k])."""
-
-    def __init__(self, members: int, units: int, activation=None, **kwargs):
-        super().__init__(**kwargs)
-        self.members, self.units = int(members), int(units)
-        self.activation = keras.activations.get(activation)
-
-    def build(self, input_shape):
-        # zeros: the weights come from the members' own unpacked models (`load_members`)
-        self.kernel = self.add_weight(name="kernel", shape=(self.members, input_shape[-1],
-                                                            self.units), initializer="zeros")
-        self.bias = self.add_weight(name="bias", shape=(self.members, self.units),
-                                    initializer="zeros")
-
-    def call(self, x):
-        kernel = ops.cast(self.kernel, x.dtype)
-        return self.activation(ops.einsum("bki,kio->bko", x, kernel) + ops.cast(self.bias, x.dtype))
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "members": self.members, "units": self.units,
-                "activation": keras.activations.serialize(self.activation)}
+PACKABLE_FAMILIES = ("dense", "conv_dense", "highway")
 
 
-def _dense(members: int, depth: int, input_shape: tuple, num_classes: int, *, width: int = 64):
-    """`harness.models.dense` packed: flatten → depth × PackedDense(width, ReLU) → logits."""
-    depth = check_min_depth("dense", depth)
-    inputs = keras.Input(shape=(members, *input_shape), name="image")
-    x = keras.layers.Reshape((members, -1), name="flatten")(inputs)
-    for i in range(1, depth + 1):
-        x = PackedDense(members, width, "relu", name=f"dense_{i}")(x)
-    logits = PackedDense(members, num_classes, dtype="float32", name="logits")(x)
-    return keras.Model(inputs, logits, name=f"dense_{depth}_x{members}")
+def _require(layer, **expected) -> None:
+    """ValueError unless `layer` has the expected attribute values (what its packed layer
+    computes)."""
+    for name, value in expected.items():
+        if getattr(layer, name) != value:
+            raise ValueError(f"cannot pack layer {layer.name}: its {name} is "
+                             f"{getattr(layer, name)!r}, a packed layer's {value!r}")
+
+
+def _packed_layer(layer, members: int):
+    """The packed equivalent of one unpacked layer: same name, same dtype policy."""
+    own = {"name": layer.name, "dtype": layer.dtype_policy}
+    if isinstance(layer, Highway):
+        return PackedHighway(members, layer.activation, **own)
+    if isinstance(layer, keras.layers.Dense):
+        _require(layer, use_bias=True, kernel_regularizer=None, bias_regularizer=None)
+        return PackedDense(members, layer.units, layer.activation, **own)
+    if isinstance(layer, keras.layers.Conv2D):
+        _require(layer, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1,
+                 data_format="channels_last", use_bias=True, kernel_regularizer=None,
+                 bias_regularizer=None)
+        return PackedConv2D(members, layer.filters, layer.kernel_size, layer.activation, **own)
+    if isinstance(layer, keras.layers.MaxPooling2D):
+        _require(layer, data_format="channels_last")
+        return keras.layers.MaxPooling2D.from_config(layer.get_config())
+    if isinstance(layer, keras.layers.Flatten):
+        return PackedFlatten(members, **own)
+    raise ValueError(f"cannot pack layer {layer.name} ({type(layer).__name__})")
+
+
+def pack_model(model: keras.Model, members: int) -> keras.Model:
+    """K = `members` copies of the chain `model` (each layer feeding the next) as one packed
+    model, every weight zero (`load_members` sets them)."""
+    inputs = keras.Input(shape=(members, *model.input_shape[1:]), name=model.layers[0].name)
+    x = inputs
+    for previous, layer in zip(model.layers, model.layers[1:]):
+        if layer.input is not previous.output:
+            raise ValueError(f"cannot pack {model.name}: layer {layer.name} does not take the "
+                             f"output of {previous.name} alone (not a chain of layers)")
+        x = _packed_layer(layer, members)(x)
+    return keras.Model(inputs, x, name=f"{model.name}_x{members}")
 
 
 def build_packed(name: str, depth: int, input_shape: tuple, num_classes: int, members: int,
                  **options) -> keras.Model:
     """Family `name` at `depth`, K = `members` copies packed; ValueError naming the families
     that can be packed for any other."""
+    from harness.models import build_model
+
     if name not in PACKABLE_FAMILIES:
         raise ValueError(f"model family {name!r} cannot be packed; allowed: "
                          f"{', '.join(PACKABLE_FAMILIES)}")
     if isinstance(members, bool) or int(members) < 1:
         raise ValueError(f"members must be an integer >= 1, got {members!r}")
-    return _dense(int(members), depth, tuple(input_shape), int(num_classes), **options)
+    return pack_model(build_model(name, depth, input_shape, num_classes, **options), int(members))
 
 
 def load_members(packed: keras.Model, members: list[keras.Model]) -> None:
@@ -81,3 +91,13 @@ def load_members(packed: keras.Model, members: list[keras.Model]) -> None:
             raise ValueError(f"member weights do not match the packed {weight.path} "
                              f"{tuple(weight.shape)}: {[(w.path, tuple(w.shape)) for w in own]}")
         weight.assign(np.stack([w.numpy() for w in own]))
+
+
+def xla_compiles(packed: keras.Model, jit_compile) -> bool:
+    """Whether a pack's step is XLA-compiled: `jit_compile` true or false as the study says it;
+    under `auto`, yes, but for a model with convolutions on a CPU (XLA's CPU convolutions took
+    2.4× TensorFlow's time for one member's, 50× for a grouped one, `benchmarks/README.md`)."""
+    if isinstance(jit_compile, bool):
+        return jit_compile
+    convolves = any(isinstance(layer, PackedConv2D) for layer in packed.layers)
+    return not convolves or bool(tf.config.list_logical_devices("GPU"))

@@ -17,9 +17,10 @@
 - a member whose training loss is NaN or infinite reports `diverged` at that epoch and is masked
   out of the step; the others go on (`packing.train.PackedTrainer`);
 - runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
-  XLA-compiled unless the study says `jit_compile: false` (under `auto` Keras compiles an
-  unpacked trial only on a GPU; a pack's one large step gained from XLA on whole-MNIST epochs on
-  the CPU too, `benchmarks/README.md`).
+  XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says, under
+  `auto` but for convolutions on a CPU (Keras compiles an unpacked trial only on a GPU; a dense
+  pack's one large step gained from XLA on whole-MNIST epochs on the CPU too, XLA's CPU
+  convolutions lose, `benchmarks/README.md`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def train_pack(tune_config: dict) -> None:
     import keras
     from ray import tune
 
+    from harness.packing.model import xla_compiles
     from harness.packing.train import PackedTrainer, zip_members
 
     members = tune_config["trial"][PACK_MEMBERS]
@@ -139,7 +141,7 @@ def train_pack(tune_config: dict) -> None:
     splits = all_splits[0]
     model = build_pack(members, splits)
     optimizer = make_optimizer(pack_optimizer_config(members), splits.steps_per_epoch, model)
-    trainer = PackedTrainer(model, optimizer, jit_compile=first["jit_compile"] is not False)
+    trainer = PackedTrainer(model, optimizer, jit_compile=xla_compiles(model, first["jit_compile"]))
     validation = (zip_members([s.validation for s in all_splits])
                   if splits.validation is not None else None)
 
