@@ -95,9 +95,12 @@ def load_members(packed: keras.Model, members: list[keras.Model]) -> None:
 
 def xla_compiles(packed: keras.Model, jit_compile) -> bool:
     """Whether a pack's step is XLA-compiled: `jit_compile` true or false as the study says it;
-    under `auto`, yes, but for a model with convolutions on a CPU (XLA's CPU convolutions took
-    2.4× TensorFlow's time for one member's, 50× for a grouped one, `benchmarks/README.md`)."""
+    under `auto` on a GPU, yes; on a CPU only a pack of dense layers. XLA's CPU code lost on this
+    2-core CPU (`benchmarks/README.md`): 50× TensorFlow's time for a grouped convolution, and a
+    highway pack of 8 took 1.7× its graph-mode step time after 3× its tracing time to compile,
+    while a dense pack of 8 stepped 1.3× faster."""
     if isinstance(jit_compile, bool):
         return jit_compile
-    convolves = any(isinstance(layer, PackedConv2D) for layer in packed.layers)
-    return not convolves or bool(tf.config.list_logical_devices("GPU"))
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    return not any(isinstance(layer, (PackedConv2D, PackedHighway)) for layer in packed.layers)

@@ -17,10 +17,10 @@
 - a member whose training loss is NaN or infinite reports `diverged` at that epoch and is masked
   out of the step; the others go on (`packing.train.PackedTrainer`);
 - runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
-  XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says, under
-  `auto` but for convolutions on a CPU (Keras compiles an unpacked trial only on a GPU; a dense
-  pack's one large step gained from XLA on whole-MNIST epochs on the CPU too, XLA's CPU
-  convolutions lose, `benchmarks/README.md`).
+  XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says; under
+  `auto` on a GPU, and on a CPU for dense packs only (Keras compiles an unpacked trial only on a
+  GPU; a dense pack's one large step gained from XLA on whole-MNIST epochs on the CPU too, conv
+  and highway packs lost, `benchmarks/README.md`).
 """
 
 from __future__ import annotations
