@@ -73,7 +73,12 @@ GOOD = {
 }
 
 BAD_CASES = [
-    ("unknown top-level key", {"epoch": 3}, "unknown field 'epoch'; allowed here: name"),
+    ("unknown top-level key", {"epoch": 3}, "unknown field 'epoch' (did you mean 'epochs'?); "
+     "allowed here: name"),
+    ("typo of a missing field", {"epochs": None, "epoch": 3},
+     "'epoch' is not a field; did you mean 'epochs'?"),
+    ("typo of a missing nested field", {"model": {"family": "dense", "depth": [2]}},
+     "'model.depth' is not a field; did you mean 'depths'?"),
     ("unknown nested key", {"model": {"family": "dense", "depths": [2], "width": 3}},
      "unknown field 'model.width'; allowed here: family, depths, options"),
     ("wrong type", {"epochs": "many"}, "field 'epochs'"),
@@ -119,9 +124,12 @@ def test_missing_file_and_bad_yaml(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.yaml"), "--dry-run"]) == 2
     assert "no such search-space file" in capsys.readouterr().err
     broken = tmp_path / "broken.yaml"
-    broken.write_text("name: [unclosed\n")
+    broken.write_text("name: x\ndataset: {name: mnist\nmodel: [\n")
     assert main(["run", str(broken), "--dry-run"]) == 2
-    assert "not valid YAML" in capsys.readouterr().err
+    assert "not valid YAML at line 3, column 6: expected ',' or '}'" in capsys.readouterr().err
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "give a search-space file" in err and "not both" not in err
 
 
 def test_dry_run_prints_the_trial_table(capsys):

@@ -159,8 +159,11 @@ def run(args: argparse.Namespace) -> int:
     quiet_start(args.verbose)  # before TensorFlow, Ray and MLflow start
     from harness.study.space import load_space
 
-    if bool(args.space) == bool(args.resume):
-        raise HarnessError("give either a search-space file or --resume NAME (not both)")
+    if not args.space and not args.resume:
+        raise HarnessError("give a search-space file (e.g. search_spaces/smoke.yaml) or "
+                           "--resume NAME")
+    if args.space and args.resume:
+        raise HarnessError("give either a search-space file or --resume NAME, not both")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
     if args.resume:

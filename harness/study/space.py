@@ -43,6 +43,7 @@ device each; `harness.study.packs`): the same trials and MLflow runs, fewer, lar
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import itertools
@@ -309,16 +310,36 @@ class StudySpec(_Strict):
         return self.experiment or self.name
 
 
-def _field_error(path: Path, error: dict, model: type[BaseModel]) -> str:
+def _owner(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The schema class that holds the field at `loc` (its last part)."""
+    owner = model
+    for part in loc[:-1]:
+        field = owner.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        args = getattr(annotation, "__args__", ()) or (annotation,)
+        owner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), owner)
+    return owner
+
+
+def _field_error(path: Path, errors: list[dict], model: type[BaseModel]) -> str:
+    """One line for the first validation error; an unknown field that is close to a field the
+    same block is missing (or allows) is named as the likely typo."""
+    error = errors[0]
     loc = ".".join(str(p) for p in error["loc"])
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    missing = [e for e in errors if e["type"] == "missing"]
+    for typo in unknown:
+        parent = typo["loc"][:-1]
+        wanted = [str(e["loc"][-1]) for e in missing if e["loc"][:-1] == parent]
+        close = difflib.get_close_matches(str(typo["loc"][-1]), wanted, n=1)
+        if close:
+            name = ".".join(str(p) for p in typo["loc"])
+            return f"{path}: '{name}' is not a field; did you mean '{close[0]}'?"
     if error["type"] == "extra_forbidden":
-        owner = model
-        for part in error["loc"][:-1]:
-            field = owner.model_fields.get(str(part)) if isinstance(part, str) else None
-            annotation = getattr(field, "annotation", None)
-            args = getattr(annotation, "__args__", ()) or (annotation,)
-            owner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), owner)
-        return f"{path}: unknown field '{loc}'; allowed here: {', '.join(owner.model_fields)}"
+        allowed = list(_owner(model, error["loc"]).model_fields)
+        close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{path}: unknown field '{loc}'{hint}; allowed here: {', '.join(allowed)}"
     if error["type"] == "missing":
         return f"{path}: missing required field '{loc}'"
     return f"{path}: field '{loc}': {error['msg']}"
@@ -332,7 +353,7 @@ def parse_space(data: Any, path: Path) -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise HarnessError(_field_error(path, exc.errors()[0], StudySpec)) from None
+        raise HarnessError(_field_error(path, exc.errors(), StudySpec)) from None
     if spec.decision is not None:
         spec = _with_looks(spec, path)
     check_spec(spec, path)  # sizes, names, duplicates: before anything is built
@@ -375,7 +396,10 @@ def load_space(path: str | Path) -> StudySpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_space(data, path)
 
 
