@@ -211,7 +211,7 @@ def _find_experiment(client, study: str, tracking_uri: str):
         except MlflowException:
             experiment = None
     if experiment is None:
-        names = sorted(e.name for e in client.search_experiments())
+        names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
         raise HarnessError(
             f"unknown study {study!r} in {tracking_uri}; studies: {', '.join(names) or '(none)'}"
         )
