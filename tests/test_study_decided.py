@@ -41,6 +41,8 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
     returncode, output = interrupt_when(command, env, tmp_path, study / "looks.json", 600)
     assert returncode == 130, output
     assert "look 1 of 2 (2 seeds per arm)" in output
+    assert "resume with: harness run --resume tiny_decided" in output
+    assert "what went wrong" not in output  # a deliberate Ctrl-C
     first = json.loads((study / "looks.json").read_text())
     assert len(first["looks"]) == 1 and not first["decision"]["stop"]
     assert (study / "outcomes-tune.json").exists() and (study / "outcomes-screen.json").exists()

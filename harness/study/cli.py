@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             storage_path=args.storage_path, max_concurrent=args.max_concurrent,
             restart=args.restart, verbose=args.verbose,
         )
-    if log and (outcome.errored or outcome.interrupted):
+    if log and outcome.errored:  # a deliberate Ctrl-C went nowhere wrong: its line says resume
         print(f"details of what went wrong: {log}")
     if outcome.interrupted:
         return 130
