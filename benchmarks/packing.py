@@ -1,11 +1,13 @@
-"""Packed trials (issue 15): trials per hour of packs of K against one trial at a time.
+"""Packed trials: trials per hour of packs of K against one trial at a time, per model family.
 
-The setting of the issue: dense-20 of width 64, batch 512, MNIST (real MNIST when it is prepared
-in tfds' data dir, else `synthetic` of shape [28, 28, 1]; `--limit` caps the examples of both
-splits so that a run takes minutes), a few epochs per trial. The trials are those of a search
-space of Adam at two learning rates, each plain (σ = 0) and Langevin (σ > 0), over seeds, taken
-round-robin over the four optimizers so that any K consecutive trials mix seeds, learning rates
-and σ; a pack of K is the first pack `packs.pack_configs` makes of them.
+The setting: per family (`--families`, default the three packable ones: dense, conv_dense,
+highway) the net of depth 20 (`--depth`) and width 64 (conv_dense: its 32 filters), batch 512,
+MNIST (real MNIST when it is prepared in tfds' data dir, else `synthetic` of shape [28, 28, 1];
+`--limit` caps the examples of both splits so that a run takes minutes), a few epochs per trial.
+The trials are those of a search space of Adam at two learning rates, each plain (σ = 0) and
+Langevin (σ > 0), over seeds, taken round-robin over the four optimizers so that any K
+consecutive trials mix seeds, learning rates and σ; a pack of K is the first pack
+`packs.pack_configs` makes of them.
 
 Each variant runs the real trainable in this process, driven as Tune's trial actors drive it
 (`tests/trainable_helpers.run_in_this_process`: Ray's own function-trainable wrapper,
@@ -17,10 +19,10 @@ trainable's creation to its stop:
     trials per hour = 3600 × trials trained / wall seconds,
 
 with trials trained = `--baseline-trials` one after the other for the unpacked row, K for a
-pack. The variants run in interleaved rounds (order rotated each round) so background load hits
-them alike; per round,
+pack. The variants of every family run in interleaved rounds (order rotated each round) so
+background load hits them alike; per round,
 
-    speedup_K = trials per hour of the pack of K / trials per hour of the unpacked trials,
+    speedup_K = trials per hour of the pack of K / trials per hour of the family's unpacked trials,
 
 both measured in that round; the table gives the median over rounds and the spread (min-max),
 and the same ratio by the process's CPU time (steadier on a machine shared with other jobs).
@@ -31,13 +33,15 @@ One warm-up round (an unpacked trial and a pack of 1, not timed) first: this pro
 start and the per-process read of the dataset, which a study's worker pays once, are not
 counted against any variant.
 
-    python benchmarks/packing.py [--ks 1,2,4,8,16] [--epochs 3] [--limit 10000] [--repeats 3]
-        [--baseline-trials 4] [--dataset auto] [--jit-compile auto] [--threads 1] [--json PATH]
+    python benchmarks/packing.py [--families dense,conv_dense,highway] [--ks 1,4,8,16]
+        [--epochs 3] [--limit 10000] [--repeats 3] [--baseline-trials 4] [--dataset auto]
+        [--jit-compile auto] [--threads 1] [--json PATH]
 
-`--json PATH` writes {"rows": [{"name", "k", "trials_per_hour", "speedup", "speedup_min", "speedup_max",
-"speedup_cpu", "seconds_per_trial", "trials"}, ...] (k = 1: the unpacked trials, the baseline),
-"pack_of_1": {the same fields}, "rounds": [...], "setup": {...}}.
-Targets (issue 15): speedup ≥ 1.5 at K = 8 on a CPU, ≥ 10 at K = 32 on a GPU.
+`--json PATH` writes {"rows": [{"family", "name", "k", "trials_per_hour", "speedup",
+"speedup_min", "speedup_max", "speedup_cpu", "seconds_per_trial", "trials"}, ...] (k = 1: the
+family's unpacked trials, its baseline), "pack_of_1": [the same fields, one per family],
+"rounds": [...], "setup": {...}}.
+Targets: speedup ≥ 1.5 at K = 8 on a CPU (dense, conv_dense, highway), ≥ 10 at K = 32 on a GPU.
 """
 
 from __future__ import annotations
@@ -74,12 +78,12 @@ def _dataset(choice: str) -> dict:
                                              "test_size": 10000}}
 
 
-def _space(args, members: int) -> dict:
+def _space(args, family: str, members: int) -> dict:
     return {
-        "name": "packing-benchmark",
+        "name": f"packing-benchmark-{family}",
         "dataset": {**_dataset(args.dataset), "batch_size": args.batch_size,
                     "limit": args.limit or None},
-        "model": {"family": "dense", "depths": [args.depth], "options": {"width": args.width}},
+        "model": {"family": family, "depths": [args.depth], "options": {"width": args.width}},
         "optimizers": OPTIMIZERS,
         "seeds": -(-members // len(OPTIMIZERS)),
         "epochs": args.epochs,
@@ -88,11 +92,11 @@ def _space(args, members: int) -> dict:
     }
 
 
-def study_trials(args, members: int) -> list[dict]:
-    """The study's trial configs, round-robin over the optimizers (seed by seed)."""
+def study_trials(args, family: str, members: int) -> list[dict]:
+    """The family's study's trial configs, round-robin over the optimizers (seed by seed)."""
     from harness.study.space import parse_space, trial_configs
 
-    configs = trial_configs(parse_space(_space(args, members), Path("benchmark")))
+    configs = trial_configs(parse_space(_space(args, family, members), Path("benchmark")))
     names = [o["name"] for o in OPTIMIZERS]
     return sorted(configs, key=lambda c: (c["seed"], names.index(c["optimizer"])))
 
@@ -117,18 +121,25 @@ def run_trainable(config: dict, storage: str, name: str) -> tuple[float, float]:
     return wall, cpu
 
 
+def variant(family: str, name: str) -> str:
+    return f"{family}: {name}"
+
+
 def _variants(args) -> dict:
-    """{name: ([Tune configs], trials they train)}: the unpacked trials (`train_trial`), the
-    packs (`train_pack`)."""
+    """{"family: name": ([Tune configs], trials they train)}: per family the unpacked trials
+    (`train_trial`), the packs (`train_pack`)."""
     from harness.study.packs import pack_configs
 
-    configs = study_trials(args, max(args.ks + [args.baseline_trials]))
-    variants = {UNPACKED: (configs[:args.baseline_trials], args.baseline_trials),
-                PACK_OF_1: (pack_configs(configs[:1], 1), 1)}
-    for k in args.ks:
-        if k > 1:
-            (pack,) = pack_configs(configs[:k], k)  # all compatible: one pack of K
-            variants[f"pack of {k}"] = ([pack], k)
+    variants = {}
+    for family in args.families:
+        configs = study_trials(args, family, max(args.ks + [args.baseline_trials]))
+        variants[variant(family, UNPACKED)] = (configs[:args.baseline_trials],
+                                               args.baseline_trials)
+        variants[variant(family, PACK_OF_1)] = (pack_configs(configs[:1], 1), 1)
+        for k in args.ks:
+            if k > 1:
+                (pack,) = pack_configs(configs[:k], k)  # all compatible: one pack of K
+                variants[variant(family, f"pack of {k}")] = ([pack], k)
     return variants
 
 
@@ -136,22 +147,25 @@ def one_round(variants: dict, order: list[str], storage: str, label: str) -> dic
     """Every variant once, in `order`: {name: {"wall_s", "cpu_s"}}."""
     times = {}
     for name in order:
-        runs = [run_trainable(c, storage, f"{label}-{name.replace(' ', '')}-{i}")
+        runs = [run_trainable(c, storage, f"{label}-{name.replace(' ', '').replace(':', '-')}-{i}")
                 for i, c in enumerate(variants[name][0])]
         times[name] = {"wall_s": sum(w for w, _ in runs), "cpu_s": sum(c for _, c in runs)}
         print(f"  {label} {name}: {times[name]['wall_s']:.1f} s", flush=True)
     return times
 
 
-def summarise(variants: dict, rounds: list[dict], name: str) -> dict:
-    """Median trials per hour of one variant and its speedup over the unpacked trials, per round
-    ratio (median, min, max; also by CPU time)."""
-    trials = variants[name][1]
-    base = variants[UNPACKED][1]
-    wall = [trials / r[name]["wall_s"] for r in rounds]
-    speedups = [trials / r[name]["wall_s"] / (base / r[UNPACKED]["wall_s"]) for r in rounds]
-    cpu = [trials / r[name]["cpu_s"] / (base / r[UNPACKED]["cpu_s"]) for r in rounds]
-    return {"name": name, "k": 1 if name in (UNPACKED, PACK_OF_1) else int(name.split()[-1]),
+def summarise(variants: dict, rounds: list[dict], family: str, name: str) -> dict:
+    """Median trials per hour of one variant and its speedup over its family's unpacked trials,
+    per round ratio (median, min, max; also by CPU time)."""
+    trials = variants[variant(family, name)][1]
+    base = variants[variant(family, UNPACKED)][1]
+    ours = [r[variant(family, name)] for r in rounds]
+    theirs = [r[variant(family, UNPACKED)] for r in rounds]
+    wall = [trials / r["wall_s"] for r in ours]
+    speedups = [trials / r["wall_s"] / (base / u["wall_s"]) for r, u in zip(ours, theirs)]
+    cpu = [trials / r["cpu_s"] / (base / u["cpu_s"]) for r, u in zip(ours, theirs)]
+    return {"family": family, "name": name,
+            "k": 1 if name in (UNPACKED, PACK_OF_1) else int(name.split()[-1]),
             "trials": trials, "trials_per_hour": 3600 * statistics.median(wall),
             "seconds_per_trial": 1 / statistics.median(wall),
             "speedup": statistics.median(speedups), "speedup_min": min(speedups),
@@ -160,15 +174,18 @@ def summarise(variants: dict, rounds: list[dict], name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="dense,conv_dense,highway",
+                        help="model families, comma-separated (default dense,conv_dense,highway)")
     parser.add_argument("--ks", default=None,
-                        help="pack sizes, comma-separated (default 1,2,4,8,16, and 32 when a GPU "
+                        help="pack sizes, comma-separated (default 1,4,8,16, and 32 when a GPU "
                              "is visible); 1 is the unpacked trial, always measured")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
     parser.add_argument("--limit", type=int, default=10000,
                         help="first N examples of the train and test splits (validation: a "
                              "tenth of the train ones); 0: all; default 10000")
-    parser.add_argument("--depth", type=int, default=20, help="dense depth (default 20)")
-    parser.add_argument("--width", type=int, default=64, help="dense width (default 64)")
+    parser.add_argument("--depth", type=int, default=20, help="every family's depth (default 20)")
+    parser.add_argument("--width", type=int, default=64,
+                        help="dense and highway layers' width (default 64)")
     parser.add_argument("--batch-size", type=int, default=512, help="per trial (default 512)")
     parser.add_argument("--dataset", choices=("auto", "mnist", "synthetic"), default="auto",
                         help="auto: MNIST when prepared in tfds' data dir, else synthetic")
@@ -177,7 +194,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
                         help="the study's jit_compile (auto, a study's default: graph mode for "
-                             "the unpacked trial on a CPU, XLA for a pack)")
+                             "the unpacked trial on a CPU, XLA for a pack but for a conv_dense "
+                             "pack on a CPU)")
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads (default 1)")
     parser.add_argument("--json", metavar="PATH", help="write the rows there as JSON")
     args = parser.parse_args()
@@ -193,8 +211,9 @@ def main() -> None:
 
     tf.get_logger().setLevel("ERROR")  # the table, not TensorFlow's retracing notes
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    ks = args.ks or ("1,2,4,8,16,32" if gpu else "1,2,4,8,16")
+    ks = args.ks or ("1,4,8,16,32" if gpu else "1,4,8,16")
     args.ks = sorted({int(k) for k in ks.split(",")} | {1})
+    args.families = args.families.split(",")
     if args.ks[0] < 1 or min(args.baseline_trials, args.repeats, args.threads) < 1 or \
             args.limit < 0:
         parser.error("--ks, --baseline-trials, --repeats and --threads take integers >= 1, "
@@ -203,36 +222,40 @@ def main() -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # nor a line per checkpoint
     variants = _variants(args)
     names = list(variants)
-    first = variants[UNPACKED][0][0]
+    first = variants[variant(args.families[0], UNPACKED)][0][0]
+    warm_up = [variant(f, n) for f in args.families for n in (UNPACKED, PACK_OF_1)]
     with tempfile.TemporaryDirectory() as storage:
-        one_round({UNPACKED: (variants[UNPACKED][0][:1], 1), PACK_OF_1: variants[PACK_OF_1]},
-                  [UNPACKED, PACK_OF_1], storage, "warm-up")
+        one_round({n: (variants[n][0][:1], 1) for n in warm_up}, warm_up, storage, "warm-up")
         rounds = [one_round(variants, names[r % len(names):] + names[:r % len(names)], storage,
                             f"round {r + 1}") for r in range(args.repeats)]
     ray.shutdown()
 
-    rows = [summarise(variants, rounds, n) for n in names if n != PACK_OF_1]
-    pack_of_1 = summarise(variants, rounds, PACK_OF_1)
-    setup = {"dataset": first["dataset"], "limit": args.limit, "depth": args.depth,
-             "width": args.width, "batch_size": args.batch_size, "epochs": args.epochs,
-             "repeats": args.repeats, "baseline_trials": args.baseline_trials,
-             "threads": args.threads, "jit_compile": first["jit_compile"],
-             "optimizers": OPTIMIZERS, "devices": [d.name for d in tf.config.list_physical_devices()],
+    rows = [summarise(variants, rounds, f, n.split(": ", 1)[1]) for f in args.families
+            for n in names if n.startswith(f"{f}: ") and not n.endswith(PACK_OF_1)]
+    pack_of_1 = [summarise(variants, rounds, f, PACK_OF_1) for f in args.families]
+    setup = {"dataset": first["dataset"], "limit": args.limit, "families": args.families,
+             "depth": args.depth, "width": args.width, "batch_size": args.batch_size,
+             "epochs": args.epochs, "repeats": args.repeats,
+             "baseline_trials": args.baseline_trials, "threads": args.threads,
+             "jit_compile": first["jit_compile"], "optimizers": OPTIMIZERS,
+             "devices": [d.name for d in tf.config.list_physical_devices()],
              "tensorflow": tf.__version__, "keras": keras.__version__}
-    print(f"\ndense-{args.depth} width {args.width}, {first['dataset']} (limit {args.limit}), "
-          f"batch {args.batch_size}, {args.epochs} epochs per trial; {args.threads} TF thread(s); "
-          f"median [min, max] of {args.repeats} interleaved rounds")
-    print("speedup = trials/hour ÷ trials/hour of the unpacked trials of the same round")
-    print(f"{'':12s}{'trials/hour':>12s}{'s/trial':>9s}{'speedup':>9s}  {'[min, max]':14s}"
+    print(f"\n{', '.join(args.families)} of depth {args.depth} (width {args.width}), "
+          f"{first['dataset']} (limit {args.limit}), batch {args.batch_size}, {args.epochs} "
+          f"epochs per trial; {args.threads} TF thread(s); median [min, max] of {args.repeats} "
+          "interleaved rounds")
+    print("speedup = trials/hour ÷ trials/hour of the family's unpacked trials of the same round")
+    print(f"{'':24s}{'trials/hour':>12s}{'s/trial':>9s}{'speedup':>9s}  {'[min, max]':14s}"
           f"{'by CPU':>7s}")
-    for row in [rows[0], pack_of_1, *rows[1:]]:
-        print(f"{row['name']:12s}{row['trials_per_hour']:12.0f}{row['seconds_per_trial']:9.2f}"
-              f"{row['speedup']:9.2f}  [{row['speedup_min']:.2f}, {row['speedup_max']:.2f}]"
-              f"{row['speedup_cpu']:9.2f}")
+    for family, ones in zip(args.families, pack_of_1, strict=True):
+        ours = [r for r in rows if r["family"] == family]
+        for row in [ours[0], ones, *ours[1:]]:
+            print(f"{variant(family, row['name']):24s}{row['trials_per_hour']:12.0f}"
+                  f"{row['seconds_per_trial']:9.2f}{row['speedup']:9.2f}  "
+                  f"[{row['speedup_min']:.2f}, {row['speedup_max']:.2f}]{row['speedup_cpu']:9.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"rows": rows, "pack_of_1": pack_of_1, "rounds": rounds, "setup": setup}, indent=2))
-
 
 if __name__ == "__main__":
     main()
