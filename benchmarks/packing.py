@@ -67,7 +67,7 @@ OPTIMIZERS = [{"base": "adam", "learning_rate": lr, "sigma": sigma,
 
 
 def _dataset(choice: str) -> dict:
-    """The issue's MNIST when prepared (or asked for), else synthetic data of MNIST's shape."""
+    """MNIST when prepared (or asked for), else synthetic data of MNIST's shape."""
     if choice == "auto":
         from harness.data.tfds_source import builder
 

@@ -1,4 +1,4 @@
-"""Packed trials (issue 15): K trials trained as one model report what each reports alone.
+"""Packed trials: K trials trained as one model report what each reports alone.
 
 Fast tests of the pieces (grouping, the packed model, the trainer, the study field) and, in a Ray
 worker through Ray's own function-trainable wrapper (`trainable_helpers`), the equivalence of a
