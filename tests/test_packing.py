@@ -84,6 +84,18 @@ def test_auto_packing_takes_the_group_the_cpu_cap_and_the_memory(tmp_path, monke
     assert auto_pack_size(spec, configs[:5])[0] == 5
     monkeypatch.setenv("HARNESS_TRIAL_MEMORY_GB", str(3 * 9000 * 4 / 2**30))  # ~3 members' worth
     assert 1 <= auto_pack_size(spec, configs)[0] < 8
+    assert "dense packs of 8 measured x3.17 trials/hour on a CPU" in why
+
+
+def test_auto_packing_stays_unpacked_where_packs_did_not_pay(tmp_path, monkeypatch):
+    from harness.study import packs
+
+    _, spec = smoke_space(tmp_path, seeds=list(range(12)), packing="auto",
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=[{"base": "adam", "learning_rate": 1e-3}])
+    monkeypatch.setitem(packs.CPU_SPEEDUP_AT_8, "dense", 0.9)
+    k, why = auto_pack_size(spec, trial_configs(spec))
+    assert k == 1 and "measured no faster than unpacked trials" in why
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -91,7 +103,8 @@ def test_auto_packing_takes_the_group_the_cpu_cap_and_the_memory(tmp_path, monke
     ("packing", "many", "field 'packing': .*allowed: an integer >= 1, or auto"),
     ("mixed_precision", True, "packs train in float32; allowed: mixed_precision: false"),
     ("model", {"family": "resnet", "depths": [8]},
-     "cannot be packed; allowed families: dense, conv_dense, highway"),
+     r"cannot be packed \(its BatchNormalization layers and shortcut additions have no packed "
+     r"layer\); allowed families: dense, conv_dense, highway"),
     ("resources", {"cpu": 1, "gpu": 2}, "one device; allowed: resources.gpu <= 1"),
 ])
 def test_a_packing_the_harness_cannot_do_is_refused_in_one_line(tmp_path, field, value, message):

@@ -8,7 +8,8 @@ member keeps its own trial config, key and MLflow run, as if it had run alone.
 
 `auto` takes K = min(the largest group, K_max, what fits the memory), K_max = 32 with a GPU and
 8 on CPUs (where a step is already compute-bound; `benchmarks/packing.py` measures it), the
-memory per member estimated by `limits.trial_bytes`.
+memory per member estimated by `limits.trial_bytes`; on CPUs only for a family whose packs of 8
+measured faster than its unpacked trials (`CPU_SPEEDUP_AT_8`), else K = 1, and it says why.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "va
                  "point", "stage", "control", "control_of")
 AUTO = "auto"
 AUTO_MAX = {"cpu": 8, "gpu": 32}
+# Trials per hour of packs of 8 over unpacked trials of the family, depth 20, on the 2-core CPU
+# (benchmarks/README.md, benchmarks/packing.py); `auto` packs a family only where it paid.
+CPU_SPEEDUP_AT_8 = {"dense": 3.17, "conv_dense": 1.73, "highway": 4.05}
 
 
 def member_configs(config: dict) -> list[dict]:
@@ -75,6 +79,12 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     from harness.study.limits import memory_limit_bytes, network_size, trial_bytes
 
     device = "gpu" if spec.resources.gpu else "cpu"
+    family = spec.model.family
+    measured = CPU_SPEEDUP_AT_8.get(family) if device == "cpu" else None
+    if device == "cpu" and (measured is None or measured <= 1.0):
+        return 1, (f"{family} packs measured no faster than unpacked trials on CPUs "
+                   f"(x{measured} at K = 8, benchmarks/README.md)" if measured else
+                   f"no CPU measurement of {family} packs (benchmarks/packing.py)")
     group = largest_group(configs)
     info = dataset_info(spec.dataset.name, **spec.dataset.options)
     depth = max(c["depth"] for c in configs)
@@ -90,8 +100,10 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     member = trial_bytes(size, spec.dataset.batch_size, 0, info.input_shape) if size else 0
     fits = max(1, limit // member) if member else AUTO_MAX[device]
     k = max(1, min(group, AUTO_MAX[device], fits))
+    paid = f"; {family} packs of 8 measured x{measured:g} trials/hour on a CPU" if measured \
+        else ""
     return k, (f"largest group of compatible trials {group}, at most {AUTO_MAX[device]} on "
-               f"{device.upper()}, memory for {fits}")
+               f"{device.upper()}, memory for {fits}{paid}")
 
 
 def pack_size(spec, configs: list[dict]) -> tuple[int, str]:

@@ -37,8 +37,9 @@ optimizers leave the tuned hyper-parameters out and mark a Langevin arm with `si
       mode: max
       score_epoch: last               # last or best epoch counts
 
-`packing: K` (or `auto`) trains up to K compatible trials as one packed model (dense nets, one
-device each; `harness.study.packs`): the same trials and MLflow runs, fewer, larger steps.
+`packing: K` (or `auto`) trains up to K compatible trials as one packed model (dense, conv + dense
+and highway nets, one device each; `harness.study.packs`): the same trials and MLflow runs,
+fewer, larger steps.
 """
 
 from __future__ import annotations
@@ -564,15 +565,17 @@ def _construct(opt: OptimizerSpec, values: dict, where: str, value_field: str) -
 
 
 def _check_packing(spec: StudySpec, path: Path) -> None:
-    """A packed study trains float32 dense nets on one device."""
-    from harness.packing.model import PACKABLE_FAMILIES
+    """A packed study trains float32 chains of packable layers (dense, conv + dense, highway) on
+    one device."""
+    from harness.packing.model import NOT_PACKABLE, PACKABLE_FAMILIES
 
     if spec.packing in (None, 1):
         return
     where = f"{path}: field 'packing' ({spec.packing})"
     if spec.model.family not in PACKABLE_FAMILIES:
-        raise HarnessError(f"{where}: model family {spec.model.family!r} cannot be packed; "
-                           f"allowed families: {', '.join(PACKABLE_FAMILIES)} (or no packing)")
+        why = NOT_PACKABLE.get(spec.model.family, "no packed model")
+        raise HarnessError(f"{where}: model family {spec.model.family!r} cannot be packed ({why});"
+                           f" allowed families: {', '.join(PACKABLE_FAMILIES)} (or no packing)")
     if spec.mixed_precision:
         raise HarnessError(f"{where}: packs train in float32; allowed: mixed_precision: false")
     if spec.resources.gpu > 1:
