@@ -33,7 +33,10 @@ def test_top_level_help_lists_the_commands():
 
 def test_run_needs_a_file_or_resume(capsys):
     assert main(["run"]) == 2
-    assert "give either a search-space file or --resume NAME" in capsys.readouterr().err
+    assert "give a search-space file (e.g. search_spaces/smoke.yaml) or --resume NAME" in \
+        capsys.readouterr().err
+    assert main(["run", "search_spaces/smoke.yaml", "--resume", "smoke"]) == 2
+    assert "either a search-space file or --resume NAME, not both" in capsys.readouterr().err
 
 
 def _free_port() -> int:
