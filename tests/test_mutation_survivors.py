@@ -27,7 +27,13 @@ from study_helpers import REPO, smoke_space
 
 from harness.errors import HarnessError
 from harness.study.pack_trial import check_members, train_pack
-from harness.study.packs import MEMBER_FIELDS, PACK_MEMBERS, pack_configs
+from harness.study.packs import (
+    MEMBER_FIELDS,
+    PACK_MEMBERS,
+    auto_pack_size,
+    pack_configs,
+    pack_size,
+)
 from harness.study.run_schema import RUN_KIND_TRIAL, TAG_ARM, TAG_PHASE, TAG_TRIAL_KEY
 from harness.study.space import parse_space, trial_configs
 from harness.study.tracking import MLflowRecorder, ensure_arm_runs
@@ -137,6 +143,21 @@ def test_trials_of_other_lengths_are_never_packed_together(tmp_path):
         assert len({m["epochs"] for m in pack[PACK_MEMBERS]}) == 1
 
 
+def test_the_pack_size_is_the_studys_packing_field(tmp_path):
+    """1 without `packing`, K as given, and `auto` as `auto_pack_size` decides for the trials."""
+    unpacked = noisy_trials(tmp_path, FULL_AND_LAYER[:1])
+    _, spec = smoke_space(tmp_path, seeds=[0, 1, 2], model={"family": "dense", "depths": [2]},
+                          optimizers=FULL_AND_LAYER[:1])
+    assert pack_size(spec, unpacked) == (1, "packing off")
+    _, spec = smoke_space(tmp_path, packing=3)
+    assert pack_size(spec, unpacked) == (3, "packing field")
+    _, spec = smoke_space(tmp_path, seeds=[0, 1, 2], packing="auto",
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=FULL_AND_LAYER[:1])
+    assert pack_size(spec, unpacked) == auto_pack_size(spec, unpacked)
+    assert pack_size(spec, unpacked[:2]) == auto_pack_size(spec, unpacked[:2])
+
+
 @pytest.mark.parametrize("field, value", [
     ("layer_fraction", 0.3), ("epochs", 7), ("depth", 3), ("hyper", {"beta_1": 0.5}),
     ("sigma_schedule", {"name": "off_after", "epoch": 1}), ("base_optimizer", "rmsprop"),
@@ -194,11 +215,10 @@ def test_final_runs_are_tagged_final_and_tuning_runs_tune(tmp_path):
     assert {r.data.tags[TAG_ARM] for r in runs} == {a.name for a in arms(spec)}
 
 
-# -- a diverged member of a pack ---------------------------------------------------------------
+# -- the packed trainer ------------------------------------------------------------------------
 
-def test_a_dropped_member_is_no_longer_updated_and_the_others_are():
-    """Both members train on finite losses; after `drop(1)` (what `train_pack` does when a member
-    diverges) member 1's weights stay as they were while member 0's move."""
+def packed_pair(rate: float):
+    """Two dense-2 members (seeds 0 and 1) packed, with a packed SGD at `rate` (σ = 0)."""
     import keras
 
     from harness.models import build_model
@@ -213,8 +233,46 @@ def test_a_dropped_member_is_no_longer_updated_and_the_others_are():
         own.append(build_model("dense", 2, (8, 8, 1), 10, width=16))
     packed = build_packed("dense", 2, (8, 8, 1), 10, 2, width=16)
     load_members(packed, own)
-    trainer = PackedTrainer(packed, LSGD(learning_rate=from_spec([0.05, 0.05], None, 1),
-                                         sigma=0.0, seed=[0, 1]))
+    optimizer = LSGD(learning_rate=from_spec([rate, rate], None, 1), sigma=0.0, seed=[0, 1])
+    return own, packed, PackedTrainer(packed, optimizer)
+
+
+def test_a_packed_epoch_reports_each_members_mean_loss_and_accuracy_over_its_examples():
+    """Member k's loss and accuracy are the means over its own examples, batches of 32 and 8
+    zipped side by side (`zip_members`), in training and in evaluation (a rate of 1e-12 moves no
+    float32 weight)."""
+    import tensorflow as tf
+
+    from harness.packing.train import zip_members
+
+    own, _, trainer = packed_pair(1e-12)
+    rng = np.random.default_rng(3)
+    data = [(rng.normal(size=(40, 8, 8, 1)).astype("float32"),
+             rng.integers(0, 10, size=40).astype("int64")) for _ in own]
+    expected = []
+    for model, (x, y) in zip(own, data, strict=True):
+        logits = model(x).numpy().astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        expected.append((-log_p[np.arange(40), y].mean(), (logits.argmax(axis=1) == y).mean()))
+    expected_loss, expected_accuracy = map(np.array, zip(*expected, strict=True))
+    assert 0 < expected_accuracy.min() and expected_accuracy.max() < 1  # not all one way
+
+    def zipped():
+        return zip_members([tf.data.Dataset.from_tensor_slices(d).batch(32) for d in data])
+
+    for loss, accuracy in (trainer.evaluate(zipped()), trainer.fit_epoch(zipped())):
+        assert loss.shape == accuracy.shape == (2,)
+        np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+        np.testing.assert_allclose(accuracy, expected_accuracy)
+
+
+# -- a diverged member of a pack ---------------------------------------------------------------
+
+def test_a_dropped_member_is_no_longer_updated_and_the_others_are():
+    """Both members train on finite losses; after `drop(1)` (what `train_pack` does when a member
+    diverges) member 1's weights stay as they were while member 0's move."""
+    _, packed, trainer = packed_pair(0.05)
     rng = np.random.default_rng(0)
     batch = (rng.normal(size=(32, 2, 8, 8, 1)).astype("float32"),
              rng.integers(0, 10, size=(32, 2)).astype("int64"))
