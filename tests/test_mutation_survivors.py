@@ -34,10 +34,16 @@ from harness.study.packs import (
     pack_configs,
     pack_size,
 )
-from harness.study.run_schema import RUN_KIND_TRIAL, TAG_ARM, TAG_PHASE, TAG_TRIAL_KEY
+from harness.study.run_schema import (
+    RUN_KIND_TRIAL,
+    STATUS_FINISHED,
+    TAG_ARM,
+    TAG_PHASE,
+    TAG_TRIAL_KEY,
+)
 from harness.study.space import parse_space, trial_configs
 from harness.study.tracking import MLflowRecorder, ensure_arm_runs
-from harness.study.tuning import Choice, arms, final_configs, rounds, tune_configs
+from harness.study.tuning import Choice, arms, choose, final_configs, rounds, tune_configs
 
 
 @dataclass
@@ -89,6 +95,26 @@ def test_a_log_range_puts_half_the_draws_below_its_geometric_mean(tmp_path):
         assert 0.7 <= below(values, 10 ** -1.75) <= 0.8  # three quarters of them
     assert all(1e-5 <= s < 1e-2 for s in sigmas)
     assert 0.4 <= below(sigmas, math.sqrt(1e-5 * 1e-2)) <= 0.6
+
+
+def test_drawn_values_become_the_trials_rates_not_extra_hyper_parameters(tmp_path):
+    """learning rate and σ go to the config's own fields; `hyper` (passed to the optimizer as
+    keyword arguments beside them) must not repeat them."""
+    configs = tune_configs(tuned_spec(tmp_path))
+    assert len({c["learning_rate"] for c in configs}) == len(configs) // 2
+    assert all(not {"learning_rate", "sigma"} & set(c["hyper"]) for c in configs)
+
+
+def test_a_study_tuned_on_the_validation_loss_chooses_the_lowest(tmp_path):
+    """mode: min with score_epoch: best scores each trial by its lowest loss and chooses the
+    lowest score (point 1, 0.2); scoring by the highest loss would choose point 2."""
+    spec = tuned_spec(tmp_path, metric="val_loss", mode="min", score_epoch="best")
+    configs = tune_configs(spec)
+    losses = {0: [0.9, 0.5, 0.7], 1: [0.8, 0.6, 0.2], 2: [0.4, 0.45, 0.5], 3: [1.0, 0.3, 0.3]}
+    outcomes = {c["trial_key"]: (STATUS_FINISHED, losses[c["point"]]) for c in configs}
+    choices = choose(spec, outcomes, configs)
+    assert len(choices) == 2
+    assert all(c.point == 1 and c.score == 0.2 for c in choices.values())
 
 
 def test_a_linear_range_puts_half_the_draws_below_its_midpoint(tmp_path):
