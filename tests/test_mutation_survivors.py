@@ -24,6 +24,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from study_helpers import REPO, smoke_space
+from trainable_helpers import run_trial
 
 from harness.errors import HarnessError
 from harness.study.pack_trial import check_members, train_pack
@@ -215,6 +216,22 @@ def test_train_pack_refuses_a_mixed_pack_before_it_trains(tmp_path):
     mixed = {"trial_key": "pack-mixed", PACK_MEMBERS: configs[:2] + configs[3:4]}
     with pytest.raises(HarnessError, match="'layer_fraction' differs \\(1.0 vs 0.3\\)"):
         train_pack({"trial": mixed})
+
+
+def test_a_packed_tuning_trial_ends_finished_without_test_metrics(worker, workdir):
+    """A tuning trial never touches the test split: packed (in a Ray worker, as under Tune) its
+    members' last epoch says finished and carries no test metric; the same pack outside tuning
+    reports them."""
+    trials = noisy_trials(workdir, FULL_AND_LAYER[:1])[:2]
+    for phase, attempt in (("tune", "tunepack"), (None, "finalpack")):
+        configs = [{**c, "phase": phase} if phase else c for c in trials]
+        (pack,) = pack_configs(configs, 2)
+        last = run_trial(worker, pack, workdir, attempt).results[-1]
+        assert last["epoch"] == configs[0]["epochs"] == 2
+        for config in configs:
+            reported = last[PACK_MEMBERS][config["trial_key"]]
+            assert reported["status"] == "finished"
+            assert ("test_accuracy" in reported) is (phase is None)
 
 
 # -- the recorder's phase tag ------------------------------------------------------------------
