@@ -103,10 +103,11 @@ def _logged_epochs(uri: str, runs) -> dict[str, int]:
 @pytest.mark.parametrize("packing", [None, 2], ids=["alone", "packed"])
 def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path, packing):
     """Packed (two packs of two trials), the same holds for every member of a pack."""
-    epochs = 6
-    # epochs of about a second; the driver is stopped after a trial's first or second epoch, so that
+    epochs = 8
+    # epochs of about a second; the driver is stopped after a trial's second or third epoch, so that
     # the several seconds Tune takes to stop cannot let that trial run to its end (seen in CI
-    # with 3 epochs and a stop after the second)
+    # with 3 epochs and a stop after the second), and so that it has a checkpoint to resume from
+    # even if the newest one is lost (below)
     data = {**TINY_DATA, "options": {**TINY_DATA["options"], "train_size": 10000}}
     space, spec = smoke_space(tmp_path, name="resume", seeds=[0, 1], epochs=epochs,
                               model={"family": "dense", "depths": [2]}, dataset=data,
@@ -129,14 +130,18 @@ def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path, packing):
         finished_first = {r.data.tags["trial_key"]: r.info.end_time for r in runs
                           if r.info.status == "FINISHED"}
         running = _logged_epochs(uri, [r for r in runs if r.info.status == "RUNNING"])
-        midway = {key: logged for key, logged in running.items() if 1 <= logged <= 2}
+        midway = {key: logged for key, logged in running.items() if 2 <= logged <= 3}
     assert finished_first and midway, "no trial finished and another half-way in time"
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 130, output
     assert "resume with: harness run --resume resume" in output
     assert all(r.info.status != "RUNNING" for r in trial_runs(uri, "resume"))
-    # the epoch each stopped trial must resume after: its last checkpoint is its last report
+    # the epoch each stopped trial must resume after: its last checkpoint, which is its last report
+    # or the one before. Tune registers a reported checkpoint one event after the callbacks have
+    # logged the report (the actor's `save` is a second remote call); a Ctrl-C between the two
+    # loses that checkpoint (seen in CI: a trial logged epoch 1 and resumed from 0). The epoch it
+    # re-runs keeps its first value in MLflow (checked by the steps below).
     stopped = {key: logged for key, logged in _logged_epochs(uri, trial_runs(uri, "resume")).items()
                if key not in finished_first}
     assert any(1 <= logged < epochs for logged in stopped.values()), stopped
@@ -159,7 +164,10 @@ def test_interrupted_driver_resumes_only_unfinished_trials(tmp_path, packing):
             assert run.info.end_time == finished_first[key]
             assert run.data.tags["resumed_from_epoch"] == "0"
         elif stopped.get(key, 0) < epochs:  # continued from its checkpoint, not from scratch
-            assert run.data.tags["resumed_from_epoch"] == str(stopped.get(key, 0)), key
+            logged = stopped.get(key, 0)
+            assert int(run.data.tags["resumed_from_epoch"]) in {max(logged - 1, 0), logged}, key
+            if key in midway:
+                assert int(run.data.tags["resumed_from_epoch"]) >= 1, key
 
 
 def test_synthetic_space_parses_like_a_file(tmp_path):
