@@ -248,6 +248,7 @@ def test_final_runs_are_tagged_final_and_tuning_runs_tune(tmp_path):
     recorder = MLflowRecorder(uri, spec.experiment_name, spec.name)
     for config in (tuning[0], *finals):
         recorder.on_trial_start(0, [], FakeTrial({"trial": config}))
+    recorder.flush()  # the hooks only queue the writes
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(spec.experiment_name)
     runs = client.search_runs([experiment.experiment_id], f"tags.run_kind = '{RUN_KIND_TRIAL}'")

@@ -5,6 +5,7 @@ Tiny synthetic data (no files), tiny nets; each study takes tens of seconds, mos
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -194,3 +195,74 @@ def test_restart_starts_over_with_new_runs(tmp_path):
     assert second.info.run_id != first.info.run_id
     assert MlflowClient(uri).get_run(first.info.run_id).info.lifecycle_stage == "deleted"
     assert epoch_steps(uri, second.info.run_id)["train_loss"] == [1]
+
+
+# The driver, with every MLflow log-batch request held up as a slow tracking server would (the
+# recorder's writer thread waits; Tune's loop goes on), so that a kill finds writes queued.
+SLOW_STORE_DRIVER = """
+import sys, time
+from mlflow.tracking import MlflowClient
+log_batch = MlflowClient.log_batch
+def slow_log_batch(self, *args, **kwargs):
+    time.sleep(1.0)
+    return log_batch(self, *args, **kwargs)
+MlflowClient.log_batch = slow_log_batch
+from harness.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _reported_epochs(experiment_dir) -> dict[str, int]:
+    """trial_key -> the last epoch Tune's driver received (its result.json per trial)."""
+    reported = {}
+    for path in experiment_dir.glob("*/result.json"):
+        epochs = [json.loads(line).get("epoch", 0) for line in path.read_text().splitlines()
+                  if line.strip()]
+        reported[path.parent.name] = max(epochs, default=0)
+    return reported
+
+
+def test_a_killed_driver_with_writes_queued_resumes_with_every_epoch_logged_once(tmp_path):
+    """kill -9 while the recorder's queue holds epochs Tune already received: the resume
+    starts from the experiment state Tune saved, which never runs ahead of the store, so every
+    epoch of every run is in MLflow once, and every run ends finished."""
+    epochs = 8
+    data = {**TINY_DATA, "options": {**TINY_DATA["options"], "train_size": 2000}}
+    space, spec = smoke_space(tmp_path, name="killed", seeds=[0, 1], epochs=epochs,
+                              model={"family": "dense", "depths": [2]}, dataset=data)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    storage = tmp_path / "results"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STORE_DRIVER, "run", str(space), "--storage-path",
+         str(storage), "--max-concurrent", "2"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # its embedded Ray in its group, to be killed with it
+    deadline = time.monotonic() + 240
+    queued = {}
+    try:
+        while time.monotonic() < deadline and driver.poll() is None and not queued:
+            time.sleep(0.2)
+            try:
+                runs = trial_runs(uri, "killed")
+            except Exception:  # the store or experiment is not there yet
+                continue
+            logged = _logged_epochs(uri, runs)
+            queued = {key: (epoch, logged.get(key, 0))
+                      for key, epoch in _reported_epochs(storage / "killed").items()
+                      if 2 <= epoch < epochs and epoch > logged.get(key, 0) + 1}
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray, at once
+        driver.wait(30)
+    assert queued, "no trial had epochs received but not yet logged in time"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--resume", "killed", "--storage-path",
+         str(storage)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    runs = trial_runs(uri, "killed")
+    assert len(runs) == len(trial_configs(spec)) == 4  # one run per trial
+    for run in runs:
+        assert epoch_steps(uri, run.info.run_id) == {m: list(range(1, epochs + 1))
+                                                     for m in EPOCH_METRICS}, queued
+        assert run.info.status == "FINISHED" and run.data.tags["status"] == "finished"

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import pickle
 import subprocess
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -58,14 +60,22 @@ class Study:
 
     uri: str
     name: str
+    recorders: list = field(default_factory=list)  # flushed before the store is read
 
     def recorder(self) -> MLflowRecorder:
-        return MLflowRecorder(self.uri, self.name, "study")
+        return self.track(MLflowRecorder(self.uri, self.name, "study"))
+
+    def track(self, recorder: MLflowRecorder) -> MLflowRecorder:
+        self.recorders.append(recorder)
+        return recorder
 
     def runs(self) -> list:
+        for recorder in self.recorders:
+            recorder.flush()
         return trial_runs(self.uri, self.name)
 
     def history(self, run_id: str, metric: str = "train_loss") -> list[tuple[int, float]]:
+        self.runs()
         return [(m.step, m.value) for m in MlflowClient(self.uri).get_metric_history(run_id, metric)]
 
 
@@ -97,7 +107,7 @@ def test_a_re_reported_epoch_keeps_its_first_value(study, trials):
 
     # a driver restored from Tune's saved state gets the recorder back from a pickle: it finds
     # the run by its trial_key and the last logged epoch in the store
-    restored = pickle.loads(pickle.dumps(rec))
+    restored = study.track(pickle.loads(pickle.dumps(rec)))
     for result in (epoch_result(2, 77.0), epoch_result(3, 3.0)):
         restored.on_trial_result(0, [], trial, result)
     (again,) = study.runs()
@@ -151,7 +161,8 @@ def test_a_diverged_epoch_re_reported_after_a_restore_still_marks_the_run_diverg
     rec.on_trial_start(0, [], trial)
     rec.on_trial_result(0, [], trial, epoch_result(1, 1.0))
     rec.on_trial_result(0, [], trial, epoch_result(2, float("nan"), status="diverged"))
-    restored = pickle.loads(pickle.dumps(rec))
+    rec.flush()  # logged; then the driver died
+    restored = study.track(pickle.loads(pickle.dumps(rec)))
     restored.on_trial_start(0, [], trial)
     restored.on_trial_result(0, [], trial, epoch_result(2, float("nan"), status="diverged",
                                                          resumed_from_epoch=1))
@@ -234,6 +245,7 @@ def test_a_stopped_study_closes_its_runs_and_a_resume_reopens_them(study, trials
         rec.on_trial_start(0, [], trial)
     rec.on_trial_result(0, [], trials[0], epoch_result(1, 1.0, status="finished"))
     rec.on_trial_complete(0, [], trials[0])
+    rec.on_experiment_end(trials)  # Ctrl-C: Tune ends the experiment, then the runner closes
     assert close_running_runs(study.uri, study.name) == 1
     assert close_running_runs(study.uri, "no-such-experiment") == 0
     runs = {r.data.tags["trial_key"]: r for r in study.runs()}
@@ -243,6 +255,7 @@ def test_a_stopped_study_closes_its_runs_and_a_resume_reopens_them(study, trials
 
     resumed = study.recorder()  # `harness run --resume`: a new driver
     resumed.on_trial_start(0, [], trials[1])
+    resumed.flush()
     assert MlflowClient(study.uri).get_run(stopped.info.run_id).info.status == "RUNNING"
     assert len(study.runs()) == 2  # continued, not duplicated
 
@@ -285,3 +298,45 @@ def test_a_tuned_studys_trials_are_children_of_their_arms_run(study, tmp_path):
     assert finished_trial_keys(study.uri, study.name) == {c["trial_key"] for c in configs[:2]}
     assert finished_trial_keys(study.uri, "no-such-experiment") == set()
     assert discard_trial_runs(study.uri, study.name) == 3 + 2
+
+
+def test_the_recorders_hooks_return_while_the_store_is_blocked(tmp_path):
+    """A stalled tracking server holds up the writer's thread, never Tune's result loop; once it
+    answers, every epoch is logged once and in few requests."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    _, spec = smoke_space(tmp_path, name="stall", seeds=[0, 1, 2, 3],
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=[{"base": "adam", "learning_rate": 1.0e-3}])
+    trials = [FakeTrial({"trial": config}) for config in trial_configs(spec)]
+    recorder = MLflowRecorder(uri, spec.experiment_name, spec.name)
+    for trial in trials:
+        recorder.on_trial_start(0, [], trial)
+    recorder.flush()
+    gate, batches = threading.Event(), []
+    log_batch = recorder.client.log_batch
+
+    def stalled_log_batch(run_id, **kwargs):
+        gate.wait(30)
+        batches.append(run_id)
+        return log_batch(run_id, **kwargs)
+
+    recorder.client.log_batch = stalled_log_batch
+    slowest = 0.0
+    for epoch in range(1, 21):
+        for trial in trials:
+            started = time.perf_counter()
+            recorder.on_trial_result(0, [], trial, epoch_result(epoch, epoch / 100))
+            slowest = max(slowest, time.perf_counter() - started)
+    assert slowest < 0.05  # the first write is stalled: every hook returned anyway
+    gate.set()
+    for trial in trials:
+        recorder.on_trial_complete(0, [], trial)
+    recorder.on_experiment_end([])
+    runs = trial_runs(uri, spec.experiment_name)
+    assert len(runs) == 4
+    for run in runs:
+        assert epoch_steps(uri, run.info.run_id) == {m: list(range(1, 21)) for m in EPOCH_METRICS}
+        assert run.info.status == "FINISHED"
+    # 80 reports: one request per run for what queued during the stall (plus the first one and
+    # the status at the end), not one per report
+    assert len(batches) <= 4 * 3

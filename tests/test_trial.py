@@ -42,6 +42,7 @@ def record(uri: str, config: dict, *attempts: Reported) -> str:
         for result in attempt.results:
             recorder.on_trial_result(0, [], trial, result)
     recorder.on_trial_complete(0, [], trial)
+    recorder.flush()  # the hooks only queue the writes
     (run,) = trial_runs(uri, config["experiment"])
     return run.info.run_id
 

@@ -9,6 +9,14 @@ checkpoint re-reports epochs: the first value stays). Names follow `run_schema`.
 study's Tune trial is a pack (`packs`): each member still gets its own run, tagged `pack` and
 `pack_size`, ended as soon as the member ends; a run that ended normally is never reopened.
 
+The recorder never makes Tune wait on the store: its hooks only queue the write (`SerialWriter`,
+one background thread, writes in order; an epoch's metrics of many runs, queued while the store
+was busy, go out as one `log-batch` per run). Everything queued is written before Tune saves its
+experiment state (`get_state`, called inside that save, before the state is copied to the storage
+path a resume reads), and when the experiment ends or is stopped (`on_experiment_end`). So a
+driver killed with writes still queued loses only reports newer than the state a resume starts
+from: those epochs are trained and reported again, and logged once.
+
 A tuned study also has one parent run per arm (`ensure_arm_runs`, made by the runner before the
 first trial; found again by its `arm` tag): every trial of the arm, tuning and final, is its
 child (`mlflow.parentRunId`), so the UI shows the study as arms to expand. The arm's chosen
@@ -63,11 +71,14 @@ from harness.study.run_schema import (
 )
 from harness.study.space import flatten
 from harness.study.tracking_uri import artifact_location
+from harness.study.writer import SerialWriter
 
 MAX_TAG_CHARS = 8000  # MLflow's longest tag value
+# MLflow's limits for one log-batch request
+BATCH_METRICS, BATCH_TAGS = 1000, 100
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
-                   "gpu_memory_limit_mb", "resumed_from_epoch")
+                   "gpu_memory_limit_mb", "resumed_from_epoch", "pack_step")
 
 
 @functools.cache
@@ -278,10 +289,11 @@ class MLflowRecorder(tune.Callback):
 
     Requests are few, because a secured tracking server checks the password on every one:
     per trial one `create` (every tag known up front) and one `log-batch` of params; per epoch
-    one `log-batch` (metrics, plus the provenance tags when the trial reports them); at the end
-    one `log-batch` (status tag), the artifacts and one `update`. The study's existing runs are
-    looked up once per driver (one search), and a run's metric history is read only when a
-    resumed run continues one that an earlier driver logged.
+    at most one `log-batch` (metrics, plus the provenance tags when the trial reports them; fewer
+    when epochs queue up); at the end one `log-batch` (status tag), the artifacts and one
+    `update`. The study's existing runs are looked up once per driver (one search), and a run's
+    metric history is read only when a resumed run continues one that an earlier driver logged.
+    Every write happens in the writer's thread (module docstring); the Tune hooks only queue.
     """
 
     def __init__(self, tracking_uri: str, experiment_name: str, study: str):
@@ -301,6 +313,8 @@ class MLflowRecorder(tune.Callback):
         self._status: dict[str, str] = {}  # run_id → status reported by the trial
         self._ended: set[str] = set()  # run_ids closed (finished, diverged or failed)
         self._arm_runs: dict[str, str] = {}  # arm → parent run_id (tuned studies)
+        self._unsent: dict[str, tuple[list, list]] = {}  # run_id → (metrics, tags) to send
+        self._writer: SerialWriter | None = None
 
     def __getstate__(self):  # Tune pickles callbacks with the experiment state
         return {k: self.__dict__[k] for k in ("tracking_uri", "experiment_name", "study")}
@@ -394,7 +408,7 @@ class MLflowRecorder(tune.Callback):
 
     def _log(self, run_id: str, result: dict) -> None:
         """One epoch's report of one trial: metrics (an epoch logged before keeps its first
-        value) and provenance tags."""
+        value) and provenance tags, gathered for the next `_send`."""
         from mlflow.entities import Metric, RunTag
 
         # provenance and status follow the latest report, even of an epoch logged before: a
@@ -411,19 +425,32 @@ class MLflowRecorder(tune.Callback):
             self._last_epoch[run_id] = epoch
             self._logged[run_id][epoch] = {m.key: m.value for m in metrics}
         if metrics or tags:
-            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            unsent_metrics, unsent_tags = self._unsent.setdefault(run_id, ([], []))
+            unsent_metrics += metrics
+            unsent_tags += tags
 
-    # -- Tune hooks ------------------------------------------------------------------------------
-    def on_trial_start(self, iteration, trials, trial, **info):
-        config = trial.config["trial"]
+    def _send(self, run_id: str) -> None:
+        """What `_log` gathered for the run, in as few `log-batch` requests as MLflow allows
+        (a tag reported twice: its latest value)."""
+        metrics, tags = self._unsent.pop(run_id, ([], []))
+        tags = list({tag.key: tag for tag in tags}.values())
+        while metrics or tags:
+            self.client.log_batch(run_id, metrics=metrics[:BATCH_METRICS], tags=tags[:BATCH_TAGS])
+            metrics, tags = metrics[BATCH_METRICS:], tags[BATCH_TAGS:]
+
+    def _send_all(self) -> None:
+        for run_id in list(self._unsent):
+            self._send(run_id)
+
+    # -- what the writer's thread does for each Tune hook -----------------------------------------
+    def _start(self, config: dict) -> None:
         pack = config if PACK_MEMBERS in config else None
         for member in member_configs(config):
             self._run_id(member, pack)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        config = trial.config["trial"]
+    def _result(self, config: dict, reports: list[tuple[dict, dict]]) -> None:
         pack = config if PACK_MEMBERS in config else None
-        for member, reported in member_results(config, result):
+        for member, reported in reports:
             run_id = self._run_id(member, pack)
             if run_id in self._ended:
                 continue
@@ -431,19 +458,57 @@ class MLflowRecorder(tune.Callback):
             if pack is not None and "status" in reported:  # a member ends before its pack
                 self._finish(member, run_id, reported["status"], "FINISHED")
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        for member in member_configs(trial.config["trial"]):
+    def _complete(self, config: dict) -> None:
+        for member in member_configs(config):
             run_id = self._run_id(member)
             if run_id not in self._ended:
                 self._finish(member, run_id, self._status.get(run_id, STATUS_FINISHED), "FINISHED")
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        error = str(getattr(trial, "error_msg", None) or "").strip()
-        for member in member_configs(trial.config["trial"]):
+    def _error(self, config: dict, error: str) -> None:
+        for member in member_configs(config):
             run_id = self._run_id(member)
             if run_id not in self._ended:
                 self._finish(member, run_id, STATUS_FAILED, "FAILED",
                              error=error.splitlines()[-1][:500] if error else None)
+
+    # -- Tune hooks: each only queues its write ---------------------------------------------------
+    @property
+    def writer(self) -> SerialWriter:
+        if self._writer is None:
+            self._writer = SerialWriter(self._send_all, name="mlflow-recorder")
+        return self._writer
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.writer.submit(self._start, trial.config["trial"])
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        config = trial.config["trial"]
+        # copies: Tune reuses the result dict after the hook returns
+        reports = [(member, dict(reported)) for member, reported in member_results(config, result)]
+        self.writer.submit(self._result, config, reports)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.writer.submit(self._complete, trial.config["trial"])
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = str(getattr(trial, "error_msg", None) or "").strip()
+        self.writer.submit(self._error, trial.config["trial"], error)
+
+    def flush(self) -> None:
+        """Return once every queued write is in the store."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def get_state(self):
+        """Called by Tune while it saves its experiment state: the store first catches up, so
+        that state never names a checkpoint whose epochs are not logged. Nothing to restore."""
+        self.flush()
+        return None
+
+    def on_experiment_end(self, trials, **info):
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
 
     def _history(self, run_id: str) -> pd.DataFrame:
         """The run's per-epoch metrics: what this driver logged, plus (for a run an earlier
@@ -461,6 +526,7 @@ class MLflowRecorder(tune.Callback):
                 error: str | None = None) -> None:
         from mlflow.entities import RunTag
 
+        self._send(run_id)
         client = self.client
         tags = [RunTag(TAG_STATUS, status)] + ([RunTag("error", error)] if error else [])
         client.log_batch(run_id, tags=tags)

@@ -1,0 +1,77 @@
+"""The background writer under the MLflow recorder: order, batches, flush, failures,
+back-pressure (the recorder's own test of it: tests/test_tracking.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.study.writer import SerialWriter, WriterFailed
+
+
+def test_calls_run_in_order_and_flush_waits_for_their_batch():
+    done, sent = [], []
+    writer = SerialWriter(on_batch=lambda: sent.append(list(done)))
+    for i in range(500):
+        writer.submit(done.append, i)
+    writer.flush()
+    assert done == list(range(500))
+    assert sent and sent[-1] == done  # the last batch went out after the last call
+    writer.close()
+
+
+def test_calls_queued_while_a_batch_is_sent_share_the_next_batch():
+    gate, sent, done = threading.Event(), [], []
+
+    def on_batch():
+        gate.wait(5)
+        sent.append(len(done))
+
+    writer = SerialWriter(on_batch=on_batch, batch=1000)
+    writer.submit(done.append, 0)
+    time.sleep(0.2)  # the thread ran call 0 and waits in its batch
+    for i in range(1, 100):
+        writer.submit(done.append, i)
+    assert writer.pending == 100
+    gate.set()
+    writer.flush()
+    assert done == list(range(100)) and sent == [1, 100]  # 99 calls, one batch
+    writer.close()
+
+
+def test_a_failed_call_is_raised_in_the_callers_thread_and_later_calls_are_skipped():
+    done = []
+
+    def broken(_):
+        raise OSError("store down")
+
+    writer = SerialWriter(on_batch=lambda: None)
+    writer.submit(done.append, 1)
+    writer.submit(broken, 2)
+    writer.submit(done.append, 3)
+    with pytest.raises(WriterFailed, match="store down"):
+        writer.flush()
+    assert done == [1]
+    with pytest.raises(WriterFailed):
+        writer.submit(done.append, 4)
+
+
+def test_a_full_queue_makes_submit_wait_and_a_closed_writer_refuses():
+    gate = threading.Event()
+    writer = SerialWriter(on_batch=lambda: None, maxsize=2)
+    writer.submit(gate.wait, 5)  # taken by the thread, which now waits
+    time.sleep(0.1)
+    writer.submit(lambda: None)
+    writer.submit(lambda: None)  # the queue holds 2
+    blocked = threading.Thread(target=writer.submit, args=(lambda: None,))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive()  # back-pressure: waits for room
+    gate.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    writer.close()
+    with pytest.raises(WriterFailed, match="closed"):
+        writer.submit(lambda: None)
