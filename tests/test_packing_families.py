@@ -96,16 +96,29 @@ def test_a_layer_the_packed_layers_do_not_compute_is_refused():
         pack_model(keras.Model(inputs, y), 2)
 
 
-def test_under_auto_only_a_dense_pack_is_xla_compiled_on_a_cpu():
+def test_under_auto_a_cpu_compiles_only_a_dense_pack_whose_trial_repays_the_compile():
+    """XLA where steps × (graph − XLA step time) exceeds the extra compile time, from the
+    measured table: dense 8 → (7.8 − 2.4) s / (130 − 97) ms = 163.6 steps, dense 16 → 5.0 s /
+    110 ms = 45.5 steps; highway and conv + dense never."""
     import tensorflow as tf
 
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("a GPU is visible: every pack compiles under auto")
-    packs = [build_packed(family, 1, (16, 16, 1), 10, 2, width=4)
-             for family in ("dense", "conv_dense", "highway")]
-    assert [xla_compiles(p, "auto") for p in packs] == [True, False, False]
-    assert [xla_compiles(p, True) for p in packs] == [True] * 3
-    assert [xla_compiles(p, False) for p in packs] == [False] * 3
+
+    def pack(family, k):
+        return build_packed(family, 1, (16, 16, 1), 10, k, width=4)
+
+    dense8, dense16, dense3 = pack("dense", 8), pack("dense", 16), pack("dense", 3)
+    assert [xla_compiles(dense8, "auto", steps)[0] for steps in (163, 164, 5000)] == [
+        False, True, True]
+    assert [xla_compiles(dense16, "auto", steps)[0] for steps in (45, 46)] == [False, True]
+    assert xla_compiles(dense3, "auto", 163)[0] is False  # nearest measured size: 8
+    assert "(97 against 130 ms for a dense pack of 8 on a CPU)" in xla_compiles(dense8, "auto", 1)[1]
+    assert "from 164 steps on" in xla_compiles(dense8, "auto", 1)[1]
+    for family in ("conv_dense", "highway"):
+        assert xla_compiles(pack(family, 8), "auto", 10**6)[0] is False
+    for p in (dense8, pack("highway", 8)):
+        assert xla_compiles(p, True, 1)[0] is True and xla_compiles(p, False, 10**6)[0] is False
 
 
 # -- a pack against its members alone, in a Ray worker -------------------------------------------

@@ -106,7 +106,7 @@ def test_a_packed_tuned_study_chooses_and_records_what_the_unpacked_one_does(tmp
     assert (outcome.total, outcome.finished, outcome.errored) == (14, 14, 0)
     # Adam and L-Adam differ in σ alone: the twins share a pack in each phase
     assert any("phase tune: packing auto: 8 trials in 1 packs of at most 8 (largest group of "
-               "compatible trials 8, at most 8 on CPU" in line for line in lines), lines
+               "compatible trials 8, at most 16 on CPU" in line for line in lines), lines
     assert any("phase final: packing auto: 6 trials in 1 packs of at most 6" in line
                for line in lines), lines
     choices = [json.loads((tmp_path / p / "tuned" / "choices.json").read_text())

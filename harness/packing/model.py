@@ -15,6 +15,8 @@ packed layer.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -99,14 +101,51 @@ def load_members(packed: keras.Model, members: list[keras.Model]) -> None:
         weight.assign(np.stack([w.numpy() for w in own]))
 
 
-def xla_compiles(packed: keras.Model, jit_compile) -> bool:
-    """Whether a pack's step is XLA-compiled: `jit_compile` true or false as the study says it;
-    under `auto` on a GPU, yes; on a CPU only a pack of dense layers. XLA's CPU code lost on this
-    2-core CPU (`benchmarks/README.md`): 50× TensorFlow's time for a grouped convolution, and a
-    highway pack of 8 took 1.7× its graph-mode step time after 3× its tracing time to compile,
-    while a dense pack of 8 stepped 1.3× faster."""
+# One packed training step at depth 20, width 64, batch 512 on the 2-core CPU, graph mode against
+# XLA (benchmarks/README.md, "packed training step"): per pack size K, (graph ms, XLA ms, graph
+# first step s, XLA first step s); the first step includes tracing, and XLA's its compiling.
+CPU_STEP = {"dense": {8: (130, 97, 2.4, 7.8), 16: (308, 198, 3.3, 8.3)},
+            "highway": {8: (274, 473, 5.0, 15.0), 16: (575, 870, 5.4, 16.6)}}
+
+
+def _family(packed: keras.Model) -> str:
+    if any(isinstance(layer, PackedConv2D) for layer in packed.layers):
+        return "conv_dense"
+    if any(isinstance(layer, PackedHighway) for layer in packed.layers):
+        return "highway"
+    return "dense"
+
+
+def xla_compiles(packed: keras.Model, jit_compile, steps: int) -> tuple[bool, str]:
+    """(whether a pack's step is XLA-compiled, why) for a trial of `steps` training steps.
+
+    `jit_compile` true or false: as the study says. Under `auto`: yes on a GPU; on a CPU only
+    where the measured step times (`CPU_STEP`, the pack size nearest K) say XLA finishes the
+    trial sooner, i.e. where its faster step repays its longer compile within the trial:
+
+        steps × (t_graph − t_XLA) > first_XLA − first_graph.
+
+    Measured so: a dense pack of 8 gains from 164 steps on (33 ms a step against 5.4 s more to
+    compile), of 16 from 45; highway packs step slower under XLA and conv + dense packs far
+    slower (XLA:CPU's grouped convolution: 50x TensorFlow's time), so they never compile.
+    """
     if isinstance(jit_compile, bool):
-        return jit_compile
+        return jit_compile, "jit_compile set in the study"
     if tf.config.list_logical_devices("GPU"):
-        return True
-    return not any(isinstance(layer, (PackedConv2D, PackedHighway)) for layer in packed.layers)
+        return True, "jit_compile auto on a GPU"
+    family = _family(packed)
+    k = int(packed.inputs[0].shape[1])
+    measured = CPU_STEP.get(family)
+    if not measured:
+        return False, f"jit_compile auto: {family} packs step slower under XLA on a CPU"
+    nearest = min(measured, key=lambda size: (abs(size - k), size))
+    graph_ms, xla_ms, graph_first, xla_first = measured[nearest]
+    if xla_ms >= graph_ms:
+        return False, (f"jit_compile auto: a {family} pack of {nearest} stepped in {xla_ms} ms "
+                       f"under XLA against {graph_ms} ms in graph mode on a CPU")
+    from_steps = math.ceil((xla_first - graph_first) / ((graph_ms - xla_ms) / 1000))
+    pays = steps >= from_steps
+    return pays, (f"jit_compile auto: the trial's {steps} steps; XLA's faster step ({xla_ms} "
+                  f"against {graph_ms} ms for a {family} pack of {nearest} on a CPU) repays its "
+                  f"longer compile ({xla_first} s against {graph_first} s) from {from_steps} "
+                  f"steps on")

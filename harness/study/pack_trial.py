@@ -18,9 +18,9 @@
   out of the step; the others go on (`packing.train.PackedTrainer`);
 - runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
   XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says; under
-  `auto` on a GPU, and on a CPU for dense packs only (Keras compiles an unpacked trial only on a
-  GPU; a dense pack's one large step gained from XLA on whole-MNIST epochs on the CPU too, conv
-  and highway packs lost, `benchmarks/README.md`).
+  `auto` on a GPU, and on a CPU where the measured step times say XLA repays its compile within
+  the trial's steps (dense packs of long enough trials; conv and highway packs never). Each
+  member's run is tagged `pack_step` with the mode and why.
 """
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ def train_pack(tune_config: dict) -> None:
     splits = all_splits[0]
     model = build_pack(members, splits)
     optimizer = make_optimizer(pack_optimizer_config(members), splits.steps_per_epoch, model)
-    trainer = PackedTrainer(model, optimizer, jit_compile=xla_compiles(model, first["jit_compile"]))
+    # the whole trial's steps, also after a restore: a resumed pack keeps its mode
+    xla, why_xla = xla_compiles(model, first["jit_compile"], first["epochs"] * splits.steps_per_epoch)
+    trainer = PackedTrainer(model, optimizer, jit_compile=xla)
     validation = (zip_members([s.validation for s in all_splits])
                   if splits.validation is not None else None)
 
@@ -176,7 +178,8 @@ def train_pack(tune_config: dict) -> None:
                        "val_accuracy": float(val_accuracy[k]), "epoch_time_s": seconds,
                        "images_per_s": splits.num_train / training}
             if epoch == start_epoch + 1:
-                metrics.update(provenance(strategy, memory_limit), resumed_from_epoch=start_epoch)
+                metrics.update(provenance(strategy, memory_limit), resumed_from_epoch=start_epoch,
+                               pack_step=("xla: " if xla else "graph: ") + why_xla)
             if not finite(metrics["train_loss"]):
                 status[key] = metrics["status"] = STATUS_DIVERGED
                 trainer.drop(k)

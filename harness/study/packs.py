@@ -6,10 +6,11 @@ learning rate, σ and what names the trial). Groups keep the order of the trials
 packs of at most K. A pack is one Tune trial, {"trial_key": …, "members": [trial configs]}; every
 member keeps its own trial config, key and MLflow run, as if it had run alone.
 
-`auto` takes K = min(the largest group, K_max, what fits the memory), K_max = 32 with a GPU and
-8 on CPUs (where a step is already compute-bound; `benchmarks/packing.py` measures it), the
-memory per member estimated by `limits.trial_bytes`; on CPUs only for a family whose packs of 8
-measured faster than its unpacked trials (`CPU_SPEEDUP_AT_8`), else K = 1, and it says why.
+`auto` takes K = min(the largest group, K_max, what fits the memory), the memory per member
+estimated by `limits.trial_bytes`. With a GPU K_max = 32. On CPUs K_max is the pack size whose
+packs measured the most trials per hour against the family's unpacked trials
+(`CPU_SPEEDUP`, from `benchmarks/packing.py` on the 2-core CPU: 16 for the three packable
+families); a family with no pack size that measured faster stays unpacked (K = 1). It says why.
 """
 
 from __future__ import annotations
@@ -22,10 +23,27 @@ PACK_MEMBERS = "members"
 MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "variant", "arm",
                  "point", "stage", "control", "control_of")
 AUTO = "auto"
-AUTO_MAX = {"cpu": 8, "gpu": 32}
-# Trials per hour of packs of 8 over unpacked trials of the family, depth 20, on the 2-core CPU
-# (benchmarks/README.md, benchmarks/packing.py); `auto` packs a family only where it paid.
-CPU_SPEEDUP_AT_8 = {"dense": 3.17, "conv_dense": 1.73, "highway": 4.05}
+AUTO_MAX_GPU = 32
+# Trials per hour of packs of K over unpacked trials of the family, depth 20, on the 2-core CPU
+# (benchmarks/README.md, "Figures per family", benchmarks/packing.py); `auto` takes the best K.
+CPU_SPEEDUP = {"dense": {4: 1.64, 8: 3.17, 16: 5.21},
+               "conv_dense": {4: 1.42, 8: 1.73, 16: 2.11},
+               "highway": {4: 2.66, 8: 4.05, 16: 4.79}}
+
+
+def cpu_pack_cap(family: str) -> tuple[int, str]:
+    """(K_max, why) on CPUs: the measured pack size with the most trials per hour, or 1 where
+    none beat the unpacked trials."""
+    measured = CPU_SPEEDUP.get(family)
+    if not measured:
+        return 1, f"no CPU measurement of {family} packs (benchmarks/packing.py)"
+    best = max(measured, key=measured.get)
+    table = ", ".join(f"{k}: x{v:g}" for k, v in sorted(measured.items()))
+    if measured[best] <= 1.0:
+        return 1, (f"{family} packs measured no faster than unpacked trials on CPUs ({table}, "
+                   f"benchmarks/README.md)")
+    return best, (f"{family} packs measured most trials/hour at K = {best} on a CPU "
+                  f"(speed-up {table})")
 
 
 def member_configs(config: dict) -> list[dict]:
@@ -79,12 +97,9 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     from harness.study.limits import memory_limit_bytes, network_size, trial_bytes
 
     device = "gpu" if spec.resources.gpu else "cpu"
-    family = spec.model.family
-    measured = CPU_SPEEDUP_AT_8.get(family) if device == "cpu" else None
-    if device == "cpu" and (measured is None or measured <= 1.0):
-        return 1, (f"{family} packs measured no faster than unpacked trials on CPUs "
-                   f"(x{measured} at K = 8, benchmarks/README.md)" if measured else
-                   f"no CPU measurement of {family} packs (benchmarks/packing.py)")
+    cap, measured = (AUTO_MAX_GPU, "") if device == "gpu" else cpu_pack_cap(spec.model.family)
+    if cap == 1:
+        return 1, measured
     group = largest_group(configs)
     info = dataset_info(spec.dataset.name, **spec.dataset.options)
     depth = max(c["depth"] for c in configs)
@@ -98,12 +113,10 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
         if total:
             limit = int(total * 2**20 * min(1.0, spec.resources.gpu))
     member = trial_bytes(size, spec.dataset.batch_size, 0, info.input_shape) if size else 0
-    fits = max(1, limit // member) if member else AUTO_MAX[device]
-    k = max(1, min(group, AUTO_MAX[device], fits))
-    paid = f"; {family} packs of 8 measured x{measured:g} trials/hour on a CPU" if measured \
-        else ""
-    return k, (f"largest group of compatible trials {group}, at most {AUTO_MAX[device]} on "
-               f"{device.upper()}, memory for {fits}{paid}")
+    fits = max(1, limit // member) if member else cap
+    k = max(1, min(group, cap, fits))
+    return k, (f"largest group of compatible trials {group}, at most {cap} on "
+               f"{device.upper()}, memory for {fits}" + (f"; {measured}" if measured else ""))
 
 
 def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
