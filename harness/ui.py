@@ -57,7 +57,7 @@ def study_path(tracking_uri: str, name: str) -> str:
     view and, when it was made before the harness set one, its kind (so it opens on runs)."""
     from mlflow.tracking import MlflowClient
 
-    from harness.study.tracking import EXPERIMENT_KIND
+    from harness.study.run_schema import EXPERIMENT_KIND
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
@@ -122,14 +122,11 @@ def serve(command: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from harness.study.tracking_uri import artifact_location, resolve_tracking_uri
 
+    _check_port(args.port)  # before anything slow
     uri = resolve_tracking_uri(args.tracking_uri)
     url = f"http://127.0.0.1:{args.port}/"
     if args.study:
-        from harness.study.console import quiet_start
-
-        quiet_start(verbose=False)  # the study's names come through TensorFlow-importing modules
         url += study_path(uri, args.study)
-    _check_port(args.port)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     location = artifact_location(uri)

@@ -66,3 +66,44 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
+
+
+# what a command imported, from a fresh process (this one has imported everything already)
+IMPORTED = """
+import sys
+from harness.cli import main
+code = main(sys.argv[1:])
+heavy = ("tensorflow", "keras", "ray", "mlflow", "matplotlib")
+print("CODE", code, "IMPORTED", *[m for m in heavy if m in sys.modules])
+"""
+
+
+def _imported(*argv: str, cwd) -> tuple[int, set[str], str]:
+    done = subprocess.run([sys.executable, "-c", IMPORTED, *argv], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("CODE")]
+    assert lines, done.stdout + done.stderr
+    line = lines[0]
+    words = line.split()
+    return int(words[1]), set(words[3:]), done.stderr
+
+
+def test_a_refused_study_file_and_an_unknown_study_answer_without_tensorflow(tmp_path):
+    """Validation, the typo hint, an unknown study and a taken UI port come before any import of
+    TensorFlow, Ray or MLflow's server (they take seconds to import)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nepoch: 3\n")
+    code, imported, err = _imported("run", str(bad), "--dry-run", cwd=tmp_path)
+    assert code == 2 and "did you mean 'epochs'" in err
+    assert imported == set(), imported
+    code, imported, err = _imported("analyze", "nosuchstudy", "--tracking-uri",
+                                    f"sqlite:///{tmp_path}/none.db", cwd=tmp_path)
+    assert code == 2 and "no MLflow store" in err
+    assert not imported & {"tensorflow", "keras", "ray", "matplotlib"}, imported
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code, imported, err = _imported("ui", "somestudy", "--port", str(taken.getsockname()[1]),
+                                        cwd=tmp_path)
+    assert code == 2 and "is in use" in err
+    assert imported == set(), imported

@@ -136,11 +136,11 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    threshold = success_threshold(args.success_threshold)
+    study = load(args)  # a wrong name or store is refused before the analysis' imports
     from harness.analysis.export import export_study
     from harness.analysis.report import analyze, log_analysis_run, write_report
 
-    threshold = success_threshold(args.success_threshold)
-    study = load(args)
     analysis = analyze(study, args.metric, args.target, success_threshold=threshold)
     out_dir = args.out or Path("analysis") / study.name
     write_report(analysis, out_dir)

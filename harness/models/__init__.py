@@ -8,8 +8,10 @@ float32 even under a mixed-precision policy. Build under `strategy.scope()` for 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:  # the builders import Keras (and TensorFlow) when a model is built
+    import keras
 
 MODEL_FAMILIES = ("dense", "conv_dense", "highway", "resnet", "densenet", "vgg")
 

@@ -155,9 +155,7 @@ def _protocol_lines(spec) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from harness.study.console import quiet_start
-
-    quiet_start(args.verbose)  # before TensorFlow, Ray and MLflow start
-    from harness.study.space import load_space
+    from harness.study.space import load_space  # validates without TensorFlow, Ray or MLflow
 
     if not args.space and not args.resume:
         raise HarnessError("give a search-space file (e.g. search_spaces/smoke.yaml) or "
@@ -167,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
     if args.resume:
+        quiet_start(args.verbose)  # before the runner's imports start TensorFlow and Ray
         from harness.study.runner import load_saved_space
 
         spec, where = load_saved_space(args.resume, args.storage_path), args.resume
@@ -181,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
                                "its own name (NAME-dD1-D2)")
         spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space))
+    quiet_start(args.verbose)  # before TensorFlow, Ray and MLflow start
     if args.dry_run:
         print(_dry_run(spec))
         return 0

@@ -122,3 +122,7 @@ TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run'
 TAG_PACK_SIZE = "pack_size"
 CHOSEN_PREFIX = "chosen."  # chosen.point, chosen.score, chosen.learning_rate, chosen.sigma, ...
 RANGE_PREFIX = "range."  # range.learning_rate.low / .high / .log on an arm's parent run
+
+# MLflow 3's UI picks an experiment's page by this tag: "custom_model_development" opens on the
+# runs table; without it a new experiment opens on the GenAI view (traces, "No data").
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

@@ -41,6 +41,7 @@ from harness.study.run_schema import (
     DESIGN_LOOKS,
     DESIGN_SPEC,
     EPOCH_METRICS,
+    EXPERIMENT_KIND,
     FINAL_METRICS,
     RANGE_PREFIX,
     RUN_KIND_ARM,
@@ -89,11 +90,6 @@ def _git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-
-
-# MLflow 3's UI picks an experiment's page by this tag: "custom_model_development" opens on the
-# runs table; without it a new experiment opens on the GenAI view (traces, "No data").
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
