@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	@echo "== bootstrapping $(VENV) (first run: a few minutes) =="
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e '.[dev]' > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
-	$(BIN)/python -c "import harness, tensorflow, ray, mlflow, tensorflow_datasets"
+	$(BIN)/python -c "import harness, tensorflow, ray, mlflow, tensorflow_datasets" \
+		>> $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 # Real MNIST for the demo: the official archives in MNIST_DIR when present, else a download.

@@ -57,7 +57,7 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     lines = out.getvalue().splitlines()
     assert len(lines) == 2  # the first result, then the trial's end (the interval holds others)
     assert re.fullmatch(r"\[00:00\] #{10}-{10} 2/4 trials done, 0 running, 0 failed, 0 diverged"
-                        r" \| best val_accuracy 0\.7500 \(Adam dense3 seed 0\) \| ETA 00:00",
+                        r" \| best val_accuracy 0\.7500 \(Adam dense3 seed 0\) \| ETA \?",
                         lines[1]), lines[1]
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
@@ -84,7 +84,7 @@ def test_a_pack_counts_as_its_members():
     printer.on_trial_result(0, [pack, alone], pack, result)
     # epochs left: 1 + 1 (members 0 and 2) + 2 (the pending trial) of 8; member 1 ended
     assert re.fullmatch(r"\[00:00\] #{10}-{10} 1/4 trials done, 2 running, 0 failed, 1 diverged"
-                        r" \| best val_accuracy 0\.6250 \(Adam dense3 seed 2\) \| ETA 00:\d\d",
+                        r" \| best val_accuracy 0\.6250 \(Adam dense3 seed 2\) \| ETA \?",
                         out.getvalue().splitlines()[-1]), out.getvalue()
     pack.status = "ERROR"
     printer.on_trial_error(0, [pack, alone], pack)
@@ -181,3 +181,25 @@ def test_a_study_killed_and_resumed_reads_clean(tmp_path):
                             for p in progress)
     assert progress[-1].split("]")[1].startswith(" " + "#" * 20 + " 8/8")
     assert "Started a local Ray instance" in log.read_text()  # the detail is kept
+
+
+def test_the_eta_is_this_sessions_training_rate_not_its_start(monkeypatch):
+    """Resumed with 3 of 4 trials' 10 epochs left, after 100 s of start-up the first report comes
+    at t = 100 and the next two at t = 110 and 120: 10 s per epoch, 27 epochs left after the
+    third report: ETA 270 s (not 120 s / 3 epochs × 27 = 1080 s)."""
+    from harness.study import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    printer = ProgressPrinter(4, epochs=10, interval_s=0, stream=out)
+    trials = [Trial(0, "TERMINATED", 10), Trial(1, "RUNNING", 0), Trial(2, "PENDING"),
+              Trial(3, "PENDING")]
+    for t, epoch in ((100.0, 1), (110.0, 2), (120.0, 3)):
+        now[0] = t
+        trials[1].last_result = {"epoch": epoch}
+        printer.on_trial_result(0, trials, trials[1], {"epoch": epoch, "val_accuracy": 0.5})
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("ETA ?")  # one report: no rate yet
+    assert lines[1].endswith(f"ETA {clock(10 * 28)}")
+    assert lines[2].endswith(f"ETA {clock(10 * 27)}") and lines[2].startswith("[02:00]")

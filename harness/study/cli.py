@@ -11,6 +11,7 @@ Rerunning the same command also resumes: only unfinished or errored trials run a
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -153,9 +154,26 @@ def _protocol_lines(spec) -> list[str]:
     return ["mode joint: twins share the learning-rate draws; a Langevin arm also draws sigma"]
 
 
+def _load(args: argparse.Namespace):
+    """(the study, where it came from): the file, checked (a refused one raises before any
+    import of TensorFlow), or the resumed study's saved copy; `--depths` cuts the file."""
+    if args.resume:
+        if args.depths:
+            raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
+                               "its own name (NAME-dD1-D2)")
+        from harness.study.runner import load_saved_space
+
+        return load_saved_space(args.resume, args.storage_path), args.resume
+    from harness.study.space import depth_part, load_space
+
+    spec = load_space(args.space)
+    if args.depths:
+        spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space))
+    return spec, args.space
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.study.console import quiet_start
-    from harness.study.space import load_space  # validates without TensorFlow, Ray or MLflow
 
     if not args.space and not args.resume:
         raise HarnessError("give a search-space file (e.g. search_spaces/smoke.yaml) or "
@@ -164,23 +182,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("give either a search-space file or --resume NAME, not both")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
-    if args.resume:
-        quiet_start(args.verbose)  # before the runner's imports start TensorFlow and Ray
-        from harness.study.runner import load_saved_space
-
-        spec, where = load_saved_space(args.resume, args.storage_path), args.resume
-    else:
-        spec, where = load_space(args.space), args.space
-    if args.depths:
-        from pathlib import Path
-
-        from harness.study.space import depth_part
-
-        if args.resume:
-            raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
-                               "its own name (NAME-dD1-D2)")
-        spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space))
-    quiet_start(args.verbose)  # before TensorFlow, Ray and MLflow start
+    with quiet_start(args.verbose):  # before TensorFlow, Ray and MLflow start
+        spec, where = _load(args)
     if args.dry_run:
         print(_dry_run(spec))
         return 0

@@ -1,9 +1,11 @@
 """A quiet console for `harness run`: the harness' own lines on stdout, the libraries' in a log.
 
 Without `--verbose`:
-- `quiet_start()` sets what TensorFlow, Ray Tune and MLflow read when they start (no Tune
-  configuration box or TensorBoard hint: Tune's legacy reporter at verbosity 0 prints nothing)
-  and imports TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) held back;
+- `with quiet_start():` sets what TensorFlow, Ray Tune and MLflow read when they start (no Tune
+  configuration box or TensorBoard hint: Tune's legacy reporter at verbosity 0 prints nothing);
+  inside it (loading and checking the study file) and at its end TensorFlow is imported with
+  its C++ start-up lines (oneDNN, CUDA probing) held back; a refused file (`HarnessError`)
+  leaves at once, without importing TensorFlow if its checks had not;
 - `study_log(dir)` sends everything written to the process' standard error, by Python (Ray's,
   Tune's and MLflow's loggers, warnings, tracebacks Tune logs and survives) or by the C++ parts
   of TensorFlow and Ray, to the study's log file `LOG_NAME` in the study's folder for as long as
@@ -50,18 +52,26 @@ def stderr_to(path: Path):
                 path.write_bytes(target.read())
 
 
-def quiet_start(verbose: bool) -> None:
-    """Before anything imports TensorFlow, Ray or MLflow: the quiet settings, and TensorFlow
-    imported with its start-up lines held back (shown if the import fails)."""
-    if verbose or "tensorflow" in sys.modules:
+@contextlib.contextmanager
+def quiet_start(verbose: bool):
+    """Around what runs before a study starts: the quiet settings, standard error held back
+    inside, and TensorFlow imported at the end. What was held is shown if the block fails with
+    anything but a `HarnessError` (whose one line the command prints)."""
+    from harness.errors import HarnessError
+
+    if verbose:
+        yield
         return
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     with tempfile.NamedTemporaryFile("r", suffix=".log") as held:
         try:
             with stderr_to(Path(held.name)):
+                yield
                 import tensorflow  # noqa: F401
-        except Exception:
+        except HarnessError:
+            raise
+        except BaseException:
             sys.stderr.write(held.read())
             raise
 

@@ -6,8 +6,10 @@
 A Tune callback. On a terminal the line is redrawn in place (at most every `redraw_s`); when
 the output is a file or a pipe it is printed as a plain line (no escape codes) when a trial ends
 and at most every `interval_s` in between. Counts come from Tune's own trial list, so a resumed
-study counts the trials it finished before. ETA = elapsed / epochs finished in this session ×
-epochs left in the grid (a trial that ended early has none left). A trial that Tune retries (its
+study counts the trials it finished before. ETA = seconds since this driver's first report /
+epochs reported since then × epochs left in the grid (a trial that ended early has none left):
+the rate of this session's training only, not of Ray's and the workers' start or the first
+epoch's compile, nor of epochs an earlier driver ran ("?" until a second report). A trial that Tune retries (its
 worker or node was lost, or it crashed and `max_failures` allows another try) gets one line
 naming it and the epoch it resumes after. In a packed study every count is of trials (the
 members), not of packs.
@@ -70,6 +72,7 @@ class ProgressPrinter(tune.Callback):
         self.started = time.monotonic()
         self.last_print = float("-inf")
         self.session_epochs = 0  # epochs reported in this session (the ETA's rate)
+        self.rate_from: tuple[float, int] | None = None  # (time, session_epochs) at 1st report
         self.epochs_done: dict[str, int] = {}
         self.ended: set[str] = set()  # ended in this session, before Tune updates their status
         self.failed = self.diverged = 0
@@ -109,8 +112,11 @@ class ProgressPrinter(tune.Callback):
                                int(reported.get(key, {}).get("epoch", 0)))
                     left += self.epochs - done
         left += (self.total - known) * self.epochs
-        elapsed = time.monotonic() - self.started
-        eta = clock(elapsed / self.session_epochs * left) if self.session_epochs else "?"
+        now = time.monotonic()
+        elapsed = now - self.started
+        since, counted = self.rate_from or (now, self.session_epochs)
+        rated = self.session_epochs - counted
+        eta = clock((now - since) / rated * left) if rated else "?"
         for trial in trials:  # a resumed study starts from what its trials reported before
             for member, result in _reports(trial, trial.last_result):
                 self._better(result.get(self.metric), member)
@@ -155,6 +161,8 @@ class ProgressPrinter(tune.Callback):
                 self.diverged += 1
             if "status" in reported and PACK_MEMBERS in trial.config["trial"]:
                 self.ended.add(key)  # a member ends before its pack
+        if self.rate_from is None:
+            self.rate_from = (time.monotonic(), self.session_epochs)
         self._show(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
