@@ -11,7 +11,11 @@ What this adds to a plain `mutmut run` (README, "Development: mutation testing")
   with a note;
 - mutmut's trampoline keeps each function's signature (`__signature__`): Keras reads a layer's
   `__init__` arguments with `inspect.getfullargspec` when the layer is made, and the bare
-  trampoline `(*args, **kwargs)` made every mutated layer fail with an IndexError;
+  trampoline `(*args, **kwargs)` made every mutated layer fail with an IndexError. A method
+  other than `__init__` points to its function by `__wrapped__` instead: Keras wraps a layer's
+  bound `build` with `functools.wraps`, which copies the function's `__dict__`, and a copied
+  `__signature__` (with `self`) made `build` fail ("argument `self` ... does not end in
+  `_shape`");
 - mutants/ starts afresh when the mutated files change: mutmut would keep the test map of the
   earlier files (the new module's mutants all "no tests") and take a file it had only copied for
   one already mutated;
@@ -99,7 +103,7 @@ def failing_tests(selection: list[str], pytest_args: list[str]) -> list[str]:
 
 
 def keep_signatures() -> None:
-    """Give every mutmut trampoline its function's `__signature__` (see the module docstring).
+    """Give every mutmut trampoline its function's signature (see the module docstring).
     The forked test processes inherit the patched module."""
     from mutmut.mutation import trampoline
 
@@ -111,7 +115,11 @@ def keep_signatures() -> None:
 
         def keep_signature(func):
             wrapper = decorate(func)
-            wrapper.__signature__ = inspect.signature(func)
+            signature = inspect.signature(func)
+            if list(signature.parameters)[:1] == ["self"] and func.__name__ != "__init__":
+                wrapper.__wrapped__ = func  # inspect.signature of the bound method drops self
+            else:
+                wrapper.__signature__ = signature
             return wrapper
 
         return keep_signature
