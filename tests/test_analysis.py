@@ -300,8 +300,10 @@ def test_cli_writes_report_logs_analysis_run_and_prints_table(store, tmp_path, c
         main(["analyze", STUDY, "--tracking-uri", store, "--out", str(out), "--target", "0.8"]) == 0
     )
     printed = capsys.readouterr().out
-    header = printed.splitlines()[2].split()
-    assert header[:3] == ["dataset", "model", "depth"] and "L-Adam" in header
+    lines = printed.splitlines()
+    assert lines[0].startswith("In short: each Langevin arm against its baseline at the deepest")
+    header = lines[lines.index(next(x for x in lines if x.startswith("test_accuracy per"))) + 2]
+    assert header.split()[:3] == ["dataset", "model", "depth"] and "L-Adam" in header
     assert "CI is above 0 from depth 20 on" in printed
     for name in [
         "summary.csv",
@@ -354,3 +356,23 @@ def test_cli_missing_store_is_not_created(tmp_path, capsys):
     assert (
         "no MLflow store at" in capsys.readouterr().err and not (tmp_path / "missing.db").exists()
     )
+
+
+def test_the_report_leads_with_each_comparisons_deepest_gain_in_words(analysis):
+    """Without a declared test, the first section says, per Langevin arm, its deepest depth's
+    gain with the t interval and what it shows (planted: L-Adam higher, L-RMSprop no effect)."""
+    from harness.analysis.report import LEAD_TITLE
+
+    title, sentences = analysis.sections()[0]
+    assert title == LEAD_TITLE
+    deepest = max(DEPTHS)
+    adam = next(s for s in sentences if "L-Adam − Adam" in s)
+    gain = row(analysis.gains, arm="L-Adam", depth=deepest)
+    assert adam.startswith(f"mnist/dense depth {deepest}: L-Adam − Adam in test_accuracy: "
+                           f"{100 * GAIN[deepest]:+.2f} pp (95% t interval "
+                           f"[{100 * gain['ci_low']:+.2f}, {100 * gain['ci_high']:+.2f}]")
+    assert adam.endswith("L-Adam is higher at this depth.")
+    rmsprop = next(s for s in sentences if "L-RMSprop − RMSprop" in s)
+    assert "3 wins / 0 ties / 3 losses over 6 seeds" in rmsprop
+    assert rmsprop.endswith("the interval holds 0: no difference shown at these seeds.")
+    assert len(sentences) == len(analysis.gains.groupby(["dataset", "model", "pair", "arm"]))

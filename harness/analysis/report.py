@@ -25,6 +25,7 @@ from harness.analysis.metrics import is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
 from harness.analysis.tables import (
+    LEAD_TITLE,
     bootstrap_methods,
     budget_table,
     choices_table,
@@ -32,6 +33,7 @@ from harness.analysis.tables import (
     declared_table,
     depth_claims,
     gains_table,
+    lead_sentences,
     markdown_table,
     matched_lr_table,
     paper_table,
@@ -85,6 +87,8 @@ class Analysis:
         parts = []
         if self.tuning is not None and self.tuning.declared is not None:
             parts += declared_sections(self.tuning)
+        elif len(self.gains):  # no declared test: the deepest comparison, in plain words
+            parts.append((LEAD_TITLE, lead_sentences(self.gains, self.metric)))
         if self.tuning is not None:
             parts += tuning_sections(self.tuning)
         if len(self.continuations):

@@ -120,6 +120,44 @@ def gains_table(gains: pd.DataFrame, metric: str) -> pd.DataFrame:
     )
 
 
+LEAD_TITLE = ("In short: each Langevin arm against its baseline at the deepest depth (no test "
+              "was declared before the data: descriptions, not verdicts)")
+
+
+def lead_sentences(gains: pd.DataFrame, metric: str) -> list[str]:
+    """The answer first: per comparison, its deepest depth's paired gain in plain words, with
+    its 95% t interval (and bootstrap interval where there is one), the wins / ties / losses and
+    what the interval says."""
+    unit = " pp" if _percent(metric) else ""
+    sentences = []
+    for _, group in gains.groupby(TREND_KEYS, sort=True):
+        row = group.sort_values("depth").iloc[-1]
+        head = (f"{row['dataset']}/{row['model']} depth {row['depth']}: {row['arm']} − "
+                f"{row['baseline_arm']} in {metric}")
+        if pd.isna(row["mean_gain"]):
+            sentences.append(f"{head}: no seed with a value on both sides.")
+            continue
+        gain = f"{_number(row['mean_gain'], metric, True)}{unit}"
+        record = (f"{row['n_wins']} wins / {row['n_ties']} ties / {row['n_losses']} losses over "
+                  f"{row['n_pairs']} seeds")
+        if pd.isna(row["ci_low"]):
+            sentences.append(f"{head}: {gain}, {record}; {TOO_FEW} for an interval.")
+            continue
+        interval = (f"95% t interval [{_number(row['ci_low'], metric, True)}, "
+                    f"{_number(row['ci_high'], metric, True)}]")
+        if not pd.isna(row["boot_low"]):
+            interval += (f", bootstrap [{_number(row['boot_low'], metric, True)}, "
+                         f"{_number(row['boot_high'], metric, True)}]")
+        if row["ci_low"] > 0:
+            says = f"{row['arm']} is higher at this depth"
+        elif row["ci_high"] < 0:
+            says = f"{row['arm']} is lower at this depth"
+        else:
+            says = "the interval holds 0: no difference shown at these seeds"
+        sentences.append(f"{head}: {gain} ({interval}), {record}; {says}.")
+    return sentences
+
+
 def depth_claims(trend: pd.DataFrame, gains: pd.DataFrame, metric: str) -> list[str]:
     """One sentence per comparison: the slope of the gain with depth and the onset depth."""
     baseline_of = gains.drop_duplicates(["pair", "arm"]).set_index(["pair", "arm"])["baseline_arm"]
