@@ -376,3 +376,19 @@ def test_the_report_leads_with_each_comparisons_deepest_gain_in_words(analysis):
     assert "3 wins / 0 ties / 3 losses over 6 seeds" in rmsprop
     assert rmsprop.endswith("the interval holds 0: no difference shown at these seeds.")
     assert len(sentences) == len(analysis.gains.groupby(["dataset", "model", "pair", "arm"]))
+
+
+def test_another_metric_writes_its_own_files_and_overwrites_none(store, tmp_path, capsys):
+    out = tmp_path / "both"
+    assert main(["analyze", STUDY, "--tracking-uri", store, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".csv")}
+    assert main(["analyze", STUDY, "--tracking-uri", store, "--out", str(out), "--metric",
+                 "val_accuracy"]) == 0
+    assert f"report: {out / 'report-val_accuracy.md'}" in capsys.readouterr().out
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".csv")}
+    assert {name: after[name] for name in before} == before  # the default metric's, untouched
+    assert {"report-val_accuracy.md", "gains-val_accuracy.csv", "summary-val_accuracy.csv"} <= \
+        set(after) - set(before)
+    assert "metric `val_accuracy`" in after["report-val_accuracy.md"].decode()
+    assert (out / "val_accuracy-vs_depth-mnist-dense.png").exists()
+    assert (out / "gain_vs_depth-mnist-dense-val_accuracy.png").exists()

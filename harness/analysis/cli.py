@@ -64,7 +64,9 @@ def add_parser(subparsers) -> None:
         help="output directory (default: analysis/STUDY)",
     )
     parser.add_argument(
-        "--metric", default="test_accuracy", help="metric compared (default: test_accuracy)"
+        "--metric", default="test_accuracy",
+        help="metric compared (default: test_accuracy; another metric's files are named "
+             "report-METRIC.md, gains-METRIC.csv, ...: none is overwritten)"
     )
     parser.add_argument(
         "--target",
@@ -143,18 +145,18 @@ def run(args: argparse.Namespace) -> int:
 
     analysis = analyze(study, args.metric, args.target, success_threshold=threshold)
     out_dir = args.out or Path("analysis") / study.name
-    write_report(analysis, out_dir)
+    report = write_report(analysis, out_dir)[-1]
     export_study(study, out_dir)
     print(analysis.text())
     if args.from_dir is not None:
         print(
-            f"\nreport: {out_dir / 'report.md'} (from the runs exported in {args.from_dir}; "
+            f"\nreport: {report} (from the runs exported in {args.from_dir}; "
             "no MLflow analysis run logged)"
         )
         return 0
     run_id = log_analysis_run(analysis, out_dir)
     print(
-        f"\nreport: {out_dir / 'report.md'} (MLflow run {run_id} in study {study.name!r}; "
+        f"\nreport: {report} (MLflow run {run_id} in study {study.name!r}; "
         "its runs exported beside it)"
     )
     return 0

@@ -44,6 +44,7 @@ from harness.analysis.tables import (
 from harness.analysis.tuned import Tuning, analyze_tuning, finals_of
 from harness.study.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
 
+DEFAULT_METRIC = "test_accuracy"
 NO_PAIRS = "No Langevin optimizer ran beside its baseline: nothing to pair."
 MINIMUM_N = (
     f"Minimum n: t intervals from {MIN_N_T} seeds, BCa bootstrap intervals from {MIN_N_BOOTSTRAP}, "
@@ -199,7 +200,7 @@ def tuning_sections(tuning: Tuning) -> list[tuple[str, object]]:
 
 def analyze(
     study: Study,
-    metric: str = "test_accuracy",
+    metric: str = DEFAULT_METRIC,
     target: float | None = None,
     confidence: float = CONFIDENCE,
     success_threshold: float | None = None,
@@ -252,13 +253,21 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
     return "\n\n".join(sections) + "\n"
 
 
+def file_suffix(metric: str) -> str:
+    """What a metric's files add to their names: nothing for the default metric, "-METRIC" for
+    another, so that `--metric M` never overwrites the default metric's report, tables or plots."""
+    return "" if metric == DEFAULT_METRIC else f"-{metric}"
+
+
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
     (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
     success_twins.csv, success_trend.csv, matched_lr.csv and (a declared decision) declared.csv,
-    report.md and the plots (PNG + SVG) into `out_dir`;
-    returns the paths."""
+    report.md and the plots (PNG + SVG) into `out_dir` (for a metric other than the default
+    every name carries `file_suffix`: report-val_accuracy.md, gains-val_accuracy.csv, ...);
+    returns the paths, the report last."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = file_suffix(analysis.metric)
     tables = {
         "summary": analysis.summary,
         "paired_seeds": analysis.per_seed,
@@ -282,11 +291,12 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     paths = []
     for name, frame in tables.items():
         if frame is not None:
-            paths.append(out_dir / f"{name}.csv")
+            paths.append(out_dir / f"{name}{suffix}.csv")
             frame.to_csv(paths[-1], index=False)
-    figures = analysis.figures()
+    figures = {name if analysis.metric in name else f"{name}{suffix}": figure
+               for name, figure in analysis.figures().items()}
     paths += plots.save(figures, out_dir)
-    paths.append(out_dir / "report.md")
+    paths.append(out_dir / f"report{suffix}.md")
     paths[-1].write_text(markdown(analysis, list(figures)), encoding="utf-8")
     return paths
 
