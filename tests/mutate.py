@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                         "the fast tier; default: the test files that import the module)")
     parser.add_argument("--sample", type=int, default=0,
                         help=f"run K mutants drawn by random.Random({SAMPLE_SEED})")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # MUTANT names may follow --tests (docstring)
 
     from mutmut.__main__ import cli
     from mutmut.configuration import config
