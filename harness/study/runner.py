@@ -36,7 +36,7 @@ from harness.errors import HarnessError
 from harness.study.packs import PACK_MEMBERS, member_configs, pack_configs, pack_size
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, parse_space, trial_configs
-from harness.study.tracking_uri import resolve_tracking_uri
+from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
 
 SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
 
@@ -58,10 +58,19 @@ def resolve_storage(storage_path: str | None, spec: StudySpec | None = None) -> 
     return path if "://" in path else str(Path(path).resolve())
 
 
+# What the driver sets before Tune starts. One checkpoint per epoch is the design: Tune's
+# "snapshotting too often" warning is noise. MLflow is the study's record: of Tune's own copies
+# of every result only result.json is kept (`study_callbacks`: its results grid reads it); the
+# CSV and TensorBoard copies took most of the driver's time per result (benchmarks/README.md,
+# driver load).
+DRIVER_ENVIRONMENT = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+                      "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+
+
 def _init_ray(address: str | None, verbose: bool) -> bool:
     """Connect to a cluster or start an embedded local Ray; True when embedded."""
-    # One checkpoint per epoch is the design; Tune's "snapshotting too often" warning is noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    for key, value in DRIVER_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -103,12 +112,22 @@ def _trainable(spec: StudySpec):
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
-               tracking_uri: str, max_concurrent: int | None, total: int):
-    from ray import tune
+def study_callbacks(tracking_uri: str, experiment_name: str, study: str, total: int, epochs: int,
+                    stream=None) -> list:
+    """The driver's Tune callbacks: the MLflow record, the progress line, and Tune's result.json
+    per trial (what its results grid reads)."""
+    from ray.tune.logger import JsonLoggerCallback
 
     from harness.study.progress import ProgressPrinter
     from harness.study.tracking import MLflowRecorder
+
+    return [MLflowRecorder(tracking_uri, experiment_name, study),
+            ProgressPrinter(total, epochs, stream=stream), JsonLoggerCallback()]
+
+
+def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
+               tracking_uri: str, max_concurrent: int | None, total: int):
+    from ray import tune
 
     def trial_name(trial):
         return trial.config["trial"]["trial_key"]
@@ -129,10 +148,8 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
             storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[
-                MLflowRecorder(tracking_uri, spec.experiment_name, spec.name),
-                ProgressPrinter(total, spec.epochs),
-            ],
+            callbacks=study_callbacks(tracking_uri, spec.experiment_name, spec.name, total,
+                                      spec.epochs),
             verbose=0,
         ),
     )
@@ -428,6 +445,7 @@ def run_study(
     from harness.study.tracking import close_running_runs, discard_trial_runs
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
+    check_credentials(tracking_uri)  # a refused password: one line, before Ray starts
     storage = resolve_storage(storage_path, spec)
     experiment_dir = f"{storage.rstrip('/')}/{spec.name}"
     embedded = _init_ray(address, verbose)
