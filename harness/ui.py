@@ -120,10 +120,15 @@ def serve(command: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.study.tracking_uri import artifact_location, resolve_tracking_uri
+    from harness.study.tracking_uri import (
+        artifact_location,
+        check_credentials,
+        resolve_tracking_uri,
+    )
 
     _check_port(args.port)  # before anything slow
     uri = resolve_tracking_uri(args.tracking_uri)
+    check_credentials(uri)
     url = f"http://127.0.0.1:{args.port}/"
     if args.study:
         url += study_path(uri, args.study)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +74,7 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
 # what a command imported, from a fresh process (this one has imported everything already)
 IMPORTED = """
 import sys
+import threading
 from harness.cli import main
 code = main(sys.argv[1:])
 heavy = ("tensorflow", "keras", "ray", "mlflow", "matplotlib")
@@ -107,3 +111,46 @@ def test_a_refused_study_file_and_an_unknown_study_answer_without_tensorflow(tmp
                                         cwd=tmp_path)
     assert code == 2 and "is in use" in err
     assert imported == set(), imported
+
+
+class Refusing(http.server.BaseHTTPRequestHandler):
+    """A tracking server that refuses every request as MLflow's basic auth does."""
+
+    def _refuse(self):
+        body = b"You are not authenticated. Please provide valid credentials."
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refused_mlflow_password_is_one_line_naming_what_to_set(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "someone")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert main(["analyze", "somestudy", "--tracking-uri", uri]) == 2
+        _, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert (f"harness analyze: error: the MLflow server at {uri} did not accept these "
+                "credentials (HTTP 401): set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD, or write them to ~/.mlflow/credentials") in err
+        # a study refused the same way before Ray starts
+        monkeypatch.chdir(tmp_path)
+        smoke = Path(__file__).resolve().parent.parent / "search_spaces" / "smoke.yaml"
+        assert main(["run", str(smoke), "--tracking-uri", uri, "--storage-path",
+                     str(tmp_path / "results")]) == 2
+        _, err = capsys.readouterr()
+        assert err.startswith(f"harness run: error: the MLflow server at {uri} did not accept")
+        assert err.count("\n") == 1
+    finally:
+        server.shutdown()

@@ -63,7 +63,7 @@ from harness.study.run_schema import (
     VARIANT_BASELINE,
     variant_of,
 )
-from harness.study.tracking_uri import default_tracking_uri
+from harness.study.tracking_uri import check_credentials, default_tracking_uri
 
 INT_PARAMS = ("depth", "seed", "epochs", "batch_size", "point")
 FLOAT_PARAMS = ("sigma", "layer_fraction", "learning_rate")
@@ -131,6 +131,7 @@ def mlflow_client(tracking_uri: str):
         database = make_url(tracking_uri).database
         if not database or not Path(database).is_file():
             raise HarnessError(f"no MLflow store at {tracking_uri} (pass --tracking-uri)")
+    check_credentials(tracking_uri)
     return MlflowClient(tracking_uri)
 
 

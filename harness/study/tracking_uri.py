@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
@@ -26,3 +28,27 @@ def artifact_location(tracking_uri: str) -> str | None:
     if tracking_uri.startswith("sqlite:///"):
         return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
     return None
+
+
+def check_credentials(tracking_uri: str) -> None:
+    """A tracking server (http, https) that refuses this client's credentials: one line naming
+    what to set, before anything starts. One cheap request (the first experiment); a store that
+    is not a server is not asked."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if status not in (401, 403):
+            raise
+        refused = "did not accept" if status == 401 else "does not allow"
+        raise HarnessError(
+            f"the MLflow server at {tracking_uri} {refused} these credentials (HTTP {status}): "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or write them to "
+            "~/.mlflow/credentials ([mlflow] mlflow_tracking_username = ..., "
+            "mlflow_tracking_password = ...; cluster/mlflow-server.sh writes it on the head)"
+        ) from None
