@@ -392,3 +392,18 @@ def test_another_metric_writes_its_own_files_and_overwrites_none(store, tmp_path
     assert "metric `val_accuracy`" in after["report-val_accuracy.md"].decode()
     assert (out / "val_accuracy-vs_depth-mnist-dense.png").exists()
     assert (out / "gain_vs_depth-mnist-dense-val_accuracy.png").exists()
+
+
+def test_figures_tick_the_depths_run_and_the_report_captions_them(analysis, tmp_path):
+    from harness.analysis import plots
+    from harness.analysis.report import write_report
+
+    (figure,) = plots.gain_vs_depth(analysis.gains, analysis.trend, "test_accuracy").values()
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == [str(d) for d in DEPTHS]
+    one_depth = analysis.gains[analysis.gains["depth"] == 20]
+    (figure,) = plots.gain_vs_depth(one_depth, analysis.trend.iloc[:0], "test_accuracy").values()
+    assert list(figure.axes[0].get_xticks()) == [20.0]
+    report = write_report(analysis, tmp_path)[-1].read_text()
+    assert ("![gain_vs_depth-mnist-dense](gain_vs_depth-mnist-dense.png)\n\n*Lines: the mean "
+            "paired gain") in report
+    assert report.count("*Lines: the mean per epoch over seeds per arm") == 1

@@ -20,12 +20,15 @@ between its ci_low and ci_high, so the plotted data can be read back from `ax.ge
   twin end higher, or only get there sooner?
 In the last three, the twins of a pair sit side by side on the same axes, baseline first, in the
 same colour per arm in every panel.
-`save` writes each figure as PNG and SVG.
+Depth axes carry the depths run as ticks, epoch and budget axes integer ticks; a title longer
+than its figure is wrapped. `CAPTIONS` says under each figure of the report what its lines,
+bands and markers are. `save` writes each figure as PNG and SVG.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +43,44 @@ from harness.analysis.metrics import outcome
 from harness.study.run_schema import STATUS_FINISHED
 
 PANEL_SIZE = (4.5, 3.5)
+TITLE_CHARS_PER_INCH = 11  # what fits across a figure at the default title size
+# what the report says under each kind of figure (by the first part of its name)
+CAPTIONS = {
+    "vs_depth": "Lines: the mean over seeds per arm; shaded bands: 95% t intervals.",
+    "gain_vs_depth": ("Lines: the mean paired gain (Langevin − baseline, seed by seed); shaded "
+                      "bands: 95% t intervals; dashed: least-squares fit of the gain on depth; "
+                      "grey: zero gain."),
+    "curves": "Lines: the mean per epoch over seeds per arm; shaded bands: 95% t intervals.",
+    "budget": ("Lines: expected best validation accuracy after k tuning points (opda); shaded "
+               "bands: opda's confidence band."),
+    "finals": ("Points: every final run (crosses: diverged or failed, at chance accuracy); short "
+               "bars: each arm's mean; dotted: the success threshold."),
+    "success_vs_depth": "Points: successes / final runs; error bars: 95% Wilson intervals.",
+    "final_curves": "One line per final run (dotted: diverged or failed), colour per arm.",
+}
+
+
+def caption(name: str) -> str:
+    """The caption of the figure called `name` (its kind is one of its dash-separated parts)."""
+    return next((CAPTIONS[part] for part in name.split("-") if part in CAPTIONS), "")
+
+
+def _title(figure: Figure, title: str) -> None:
+    """The figure's title, wrapped to its width."""
+    width = max(20, int(figure.get_figwidth() * TITLE_CHARS_PER_INCH))
+    figure.suptitle("\n".join(textwrap.wrap(title, width)))
+
+
+def _depth_ticks(ax, depths) -> None:
+    """The depths run as the axis' ticks (one depth: one tick, not a range around it)."""
+    ticks = sorted({float(d) for d in depths})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
 
 
 def _panels(count: int, title: str) -> tuple[Figure, list]:
     figure = Figure(figsize=(PANEL_SIZE[0] * count, PANEL_SIZE[1]), layout="constrained")
     axes = list(np.atleast_1d(figure.subplots(1, count, squeeze=False)[0]))
-    figure.suptitle(title)
+    _title(figure, title)
     return figure, axes
 
 
@@ -57,7 +92,7 @@ def _grid(frame: pd.DataFrame, rows: str, cols: str, title: str) -> tuple[Figure
         figsize=(PANEL_SIZE[0] * len(col_values), PANEL_SIZE[1] * len(row_values)),
         layout="constrained",
     )
-    figure.suptitle(title)
+    _title(figure, title)
     grid = figure.subplots(len(row_values), len(col_values), squeeze=False)
     cells = [
         (grid[i][j], r, c, frame[(frame[rows] == r) & (frame[cols] == c)])
@@ -124,6 +159,7 @@ def metric_vs_depth(summary: pd.DataFrame, metric: str) -> dict[str, Figure]:
                     colors[arm],
                 )
             ax.set(title=pair, xlabel="depth", ylabel=metric)
+            _depth_ticks(ax, frame["depth"])
             ax.legend()
         figures[_name(metric, "vs_depth", dataset, model)] = figure
     return figures
@@ -161,6 +197,7 @@ def gain_vs_depth(gains: pd.DataFrame, trend: pd.DataFrame, metric: str) -> dict
                     label=f"fit {label}",
                 )
         ax.set(xlabel="depth", ylabel=f"gain in {metric}")
+        _depth_ticks(ax, frame["depth"])
         ax.legend()
         figures[_name("gain_vs_depth", dataset, model)] = figure
     return figures
@@ -187,6 +224,7 @@ def curves_by_depth(curves: pd.DataFrame, metric: str) -> dict[str, Figure]:
                     markersize=3,
                 )
             ax.set(title=f"depth {depth}", xlabel="epoch", ylabel=metric)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend()
         figures[_name("curves", metric, dataset, model)] = figure
     return figures
@@ -208,6 +246,7 @@ def budget_curves(curves: pd.DataFrame) -> dict[str, Figure]:
                 )  # fmt: skip
             ax.set(title=f"{pair}, depth {depth}", xlabel="tuning budget (points)")
             ax.set(ylabel="expected best val_accuracy", ylim=(0, 1))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if len(cell):
                 ax.legend()
         figures[_name("budget", dataset, model)] = figure
@@ -239,6 +278,7 @@ def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> d
             for level in sorted(cell["threshold"].unique()):
                 ax.axhline(level, color="grey", linestyle=":", linewidth=0.8)
             ax.set(title=pair, xlabel="depth", ylabel=metric)
+            _depth_ticks(ax, cell["depth"])
             ax.legend()
         figures[_name("finals", metric, dataset, model)] = figure
     return figures

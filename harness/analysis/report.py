@@ -249,7 +249,9 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
             f"## Time to {CURVE_METRIC} ≥ {analysis.target:g}",
             markdown_table(analysis.to_target.drop(columns=["target", "metric"])),
         ]
-    sections += ["## Plots", "\n".join(f"![{name}]({name}.png)" for name in plot_names)]
+    sections += ["## Plots", "\n\n".join(f"![{name}]({name}.png)\n\n*{plots.caption(name)}*"
+                                         if plots.caption(name) else f"![{name}]({name}.png)"
+                                         for name in plot_names)]
     return "\n\n".join(sections) + "\n"
 
 
