@@ -35,9 +35,12 @@ counted against any variant.
 
     python benchmarks/packing.py [--families dense,conv_dense,highway] [--ks 1,4,8,16]
         [--epochs 3] [--limit 10000] [--repeats 3] [--baseline-trials 4] [--dataset auto]
-        [--jit-compile auto] [--threads 1] [--json PATH]
+        [--jit-compile auto] [--pack-modes auto] [--threads 1] [--json PATH]
 
-`--json PATH` writes {"rows": [{"family", "name", "k", "trials_per_hour", "speedup",
+`--pack-modes graph,xla` measures every pack twice, its step in graph mode and under XLA
+(rows "pack of K (graph)", "pack of K (xla)"), interleaved like the rest.
+
+`--json PATH` writes {"rows": [{"family", "name", "k", "mode", "trials_per_hour", "speedup",
 "speedup_min", "speedup_max", "speedup_cpu", "seconds_per_trial", "trials"}, ...] (k = 1: the
 family's unpacked trials, its baseline), "pack_of_1": [the same fields, one per family],
 "rounds": [...], "setup": {...}}.
@@ -49,6 +52,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import statistics
 import sys
 import tempfile
@@ -139,8 +143,20 @@ def _variants(args) -> dict:
         for k in args.ks:
             if k > 1:
                 (pack,) = pack_configs(configs[:k], k)  # all compatible: one pack of K
-                variants[variant(family, f"pack of {k}")] = ([pack], k)
+                for mode in args.pack_modes:
+                    variants[variant(family, pack_name(k, mode))] = ([in_mode(pack, mode)], k)
     return variants
+
+
+def pack_name(k: int, mode: str) -> str:
+    return f"pack of {k}" + ("" if mode == "auto" else f" ({mode})")
+
+
+def in_mode(pack: dict, mode: str) -> dict:
+    """The pack with its step in graph mode or under XLA (`auto`: as the study says)."""
+    if mode == "auto":
+        return pack
+    return {**pack, "members": [{**m, "jit_compile": mode == "xla"} for m in pack["members"]]}
 
 
 def one_round(variants: dict, order: list[str], storage: str, label: str) -> dict:
@@ -164,8 +180,10 @@ def summarise(variants: dict, rounds: list[dict], family: str, name: str) -> dic
     wall = [trials / r["wall_s"] for r in ours]
     speedups = [trials / r["wall_s"] / (base / u["wall_s"]) for r, u in zip(ours, theirs)]
     cpu = [trials / r["cpu_s"] / (base / u["cpu_s"]) for r, u in zip(ours, theirs)]
+    pack = re.fullmatch(r"pack of (\d+)(?: \((graph|xla)\))?", name)
     return {"family": family, "name": name,
-            "k": 1 if name in (UNPACKED, PACK_OF_1) else int(name.split()[-1]),
+            "k": 1 if name in (UNPACKED, PACK_OF_1) else int(pack.group(1)),
+            "mode": (pack.group(2) if pack and pack.group(2) else "auto"),
             "trials": trials, "trials_per_hour": 3600 * statistics.median(wall),
             "seconds_per_trial": 1 / statistics.median(wall),
             "speedup": statistics.median(speedups), "speedup_min": min(speedups),
@@ -196,6 +214,9 @@ def main() -> None:
                         help="the study's jit_compile (auto, a study's default: graph mode for "
                              "the unpacked trial on a CPU, XLA for a pack but for a conv_dense "
                              "pack on a CPU)")
+    parser.add_argument("--pack-modes", default="auto",
+                        help="the packs' step: auto (as jit_compile says), graph, xla; "
+                             "comma-separated for a row per mode (default auto)")
     parser.add_argument("--threads", type=int, default=1, help="TF intra/inter-op threads (default 1)")
     parser.add_argument("--json", metavar="PATH", help="write the rows there as JSON")
     args = parser.parse_args()
@@ -214,6 +235,9 @@ def main() -> None:
     ks = args.ks or ("1,4,8,16,32" if gpu else "1,4,8,16")
     args.ks = sorted({int(k) for k in ks.split(",")} | {1})
     args.families = args.families.split(",")
+    args.pack_modes = args.pack_modes.split(",")
+    if not set(args.pack_modes) <= {"auto", "graph", "xla"}:
+        parser.error("--pack-modes: allowed auto, graph, xla (comma-separated)")
     if args.ks[0] < 1 or min(args.baseline_trials, args.repeats, args.threads) < 1 or \
             args.limit < 0:
         parser.error("--ks, --baseline-trials, --repeats and --threads take integers >= 1, "
