@@ -18,8 +18,8 @@
   out of the step; the others go on (`packing.train.PackedTrainer`);
 - runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
   XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says; under
-  `auto` on a GPU, and on a CPU where the measured step times say XLA repays its compile within
-  the trial's steps (dense packs of long enough trials; conv and highway packs never). Each
+  `auto` on a GPU, and on a CPU where the measured whole-pack times say XLA finishes a trial of
+  these steps sooner (dense packs of long enough trials; conv and highway packs never). Each
   member's run is tagged `pack_step` with the mode and why.
 """
 
