@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-import scipy.stats
 
 from harness.design.tests import boschloo_p, check_endpoint_test
 
@@ -132,6 +131,8 @@ def p_value_table(test: str, n: int) -> np.ndarray:
 @cache
 def _fisher_table(n: int) -> np.ndarray:
     """Fisher's two-sided p for every (x, y), from the hypergeometric law of x given t = x + y."""
+    import scipy.stats
+
     x = np.arange(n + 1)
     totals = np.arange(2 * n + 1)
     probability = scipy.stats.hypergeom.pmf(x[:, None], 2 * n, n, totals[None, :])  # [x, t]
@@ -144,6 +145,8 @@ def _fisher_table(n: int) -> np.ndarray:
 @cache
 def _mcnemar_table(n: int) -> np.ndarray:
     """Exact McNemar p for every (a, b) with a + b ≤ n."""
+    import scipy.stats
+
     a, b = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     table = np.minimum(1.0, 2 * scipy.stats.binom.cdf(np.minimum(a, b), a + b, 0.5))
     return _read_only(np.where(a + b <= n, table, np.nan))
@@ -174,6 +177,8 @@ def power(
     """Probability that the declared test rejects at two-sided level `alpha` with n seeds per arm
     under `effect`: exact for the success tests, a seeded simulation of `draws` studies for the
     sign-flip endpoints (module docstring)."""
+    import scipy.stats
+
     check_endpoint_test(endpoint, test)
     if n < 1 or not 0 < alpha < 1:
         raise ValueError(f"power needs n ≥ 1 and 0 < alpha < 1; got n = {n}, alpha = {alpha}")

@@ -24,8 +24,6 @@ import math
 from functools import cache
 
 import numpy as np
-import scipy.optimize
-import scipy.stats
 
 INTEGRATION_ERROR = 1e-5
 INTEGRATION_SEED = 0
@@ -35,6 +33,8 @@ BRACKET_MARGIN = 0.05
 
 def obrien_fleming(t, alpha: float):
     """O'Brien-Fleming-type spending f(t) = 2 − 2Φ(z_{1−α/2} / √t) (Lan & DeMets 1983)."""
+    import scipy.stats
+
     t = np.asarray(t, dtype=float)
     return 2 - 2 * scipy.stats.norm.cdf(scipy.stats.norm.ppf(1 - alpha / 2) / np.sqrt(t))
 
@@ -77,11 +77,16 @@ def boundaries(fractions, alpha: float, spending: str = "obrien_fleming") -> np.
 
 def nominal_alphas(fractions, alpha: float, spending: str = "obrien_fleming") -> np.ndarray:
     """The two-sided p-value threshold at each look: 2(1 − Φ(c_k))."""
+    import scipy.stats
+
     return 2 * scipy.stats.norm.sf(boundaries(fractions, alpha, spending))
 
 
 @cache
 def _boundaries(fractions: tuple[float, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    import scipy.optimize
+    import scipy.stats
+
     t = np.array(fractions)
     spent_by = SPENDING[spending](t, alpha)
     covariance = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))

@@ -41,9 +41,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.proportion import confint_proportions_2indep
 
 ENDPOINT_TESTS = {
     "success": ("fisher", "boschloo", "mcnemar"),
@@ -91,12 +88,16 @@ def check_endpoint_test(endpoint: str, test: str) -> None:
 
 def fisher_p(k_langevin: int, n_langevin: int, k_baseline: int, n_baseline: int) -> float:
     """Two-sided p of Fisher's exact test of kL / nL against kB / nB."""
+    import scipy.stats
+
     table = [[k_langevin, n_langevin - k_langevin], [k_baseline, n_baseline - k_baseline]]
     return float(scipy.stats.fisher_exact(table).pvalue)
 
 
 def boschloo_p(k_langevin: int, n_langevin: int, k_baseline: int, n_baseline: int) -> float:
     """Two-sided p of Boschloo's exact test of kL / nL against kB / nB (arms as columns)."""
+    import scipy.stats
+
     table = [[k_langevin, k_baseline], [n_langevin - k_langevin, n_baseline - k_baseline]]
     return float(scipy.stats.boschloo_exact(table, alternative="two-sided").pvalue)
 
@@ -104,6 +105,8 @@ def boschloo_p(k_langevin: int, n_langevin: int, k_baseline: int, n_baseline: in
 def mcnemar_p(langevin_only: int, baseline_only: int) -> float:
     """Two-sided p of the exact McNemar test from the discordant seed pairs (the concordant ones
     do not enter it)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
     table = [[0, langevin_only], [baseline_only, 0]]
     return float(mcnemar(table, exact=True).pvalue)
 
@@ -113,6 +116,8 @@ def newcombe_interval(
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float]:  # fmt: skip
     """(low, high) of Newcombe's hybrid score interval of kL / nL − kB / nB (NaN if an n is 0)."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     if n_langevin == 0 or n_baseline == 0:
         return np.nan, np.nan
     low, high = confint_proportions_2indep(
@@ -135,6 +140,8 @@ def sign_flip_p(differences, seed: int = SEED) -> float:
     """Two-sided p of the sign-flip permutation test of the mean of `differences` (module
     docstring): exact over all 2^n sign vectors for n ≤ EXACT_FLIP_MAX_N, else FLIP_RESAMPLES
     seeded random ones. An empty sample has one (empty) sign vector: p = 1."""
+    import scipy.stats
+
     grid = on_flip_grid(differences)
     observed = abs(int(grid.sum()))
     if len(grid) <= EXACT_FLIP_MAX_N:
@@ -173,6 +180,8 @@ def bootstrap_interval(
 
 def _bootstrap(values, method: str, confidence: float, seed: int) -> tuple[float, float]:
     """(low, high) of scipy.stats.bootstrap's `method` interval of the mean of `values`."""
+    import scipy.stats
+
     with warnings.catch_warnings():  # scipy warns when a resample is degenerate
         warnings.simplefilter("ignore")
         ci = scipy.stats.bootstrap(
