@@ -1,6 +1,7 @@
 """CLI latency: how long a command takes to answer when it has nothing heavy to do.
 
-Each command runs as a user types it (`python -m harness.cli ...`, a fresh process every time),
+Each command runs as a user types it (`python -m harness.cli ...`, a fresh process every time, in
+a temporary folder: `PYTHONPATH` may point at another commit's tree to compare),
 `--repeats` times, interleaved; the table gives the median wall time, the slowest, and whether
 the process imported TensorFlow (checked in a second run of the command in-process).
 
@@ -45,9 +46,9 @@ def commands(workdir: Path, port: int) -> list[tuple[str, list[str], float]]:
     ]
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=REPO,
+    subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=cwd,
                    capture_output=True, text=True, timeout=300)
     return time.perf_counter() - started
 
@@ -62,8 +63,8 @@ print("TENSORFLOW", "tensorflow" in sys.modules)
 """
 
 
-def imports_tensorflow(argv: list[str]) -> bool:
-    done = subprocess.run([sys.executable, "-c", WITH_IMPORTS, *argv], cwd=REPO,
+def imports_tensorflow(argv: list[str], cwd: Path) -> bool:
+    done = subprocess.run([sys.executable, "-c", WITH_IMPORTS, *argv], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
     return "TENSORFLOW True" in done.stdout
 
@@ -83,13 +84,13 @@ def main(argv=None) -> int:
         taken.listen()
         cases = commands(workdir, taken.getsockname()[1])
         times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
-        timed(["--help"])  # warm the file cache, not counted
+        timed(["--help"], workdir)  # warm the file cache, not counted
         for _ in range(args.repeats):
             for name, argv_, _ in cases:
-                times[name].append(timed(argv_))
+                times[name].append(timed(argv_, workdir))
         rows = [{"command": name, "median_s": statistics.median(times[name]),
                  "max_s": max(times[name]), "target_s": target,
-                 "tensorflow": imports_tensorflow(argv_)} for name, argv_, target in cases]
+                 "tensorflow": imports_tensorflow(argv_, workdir)} for name, argv_, target in cases]
     setup = {"repeats": args.repeats, "machine": platform.processor() or platform.machine(),
              "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
     print(f"{'command':36s}{'median s':>10s}{'max s':>8s}{'target':>8s}  tensorflow")
