@@ -3,6 +3,8 @@ back-pressure (the recorder's own test of it: tests/test_tracking.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -75,3 +77,39 @@ def test_a_full_queue_makes_submit_wait_and_a_closed_writer_refuses():
     writer.close()
     with pytest.raises(WriterFailed, match="closed"):
         writer.submit(lambda: None)
+
+
+def test_a_long_queue_is_sent_every_batch_calls_not_only_when_it_empties():
+    gate, sent, done = threading.Event(), [], []
+
+    def on_batch():
+        gate.wait(5)
+        sent.append(len(done))
+
+    writer = SerialWriter(on_batch=on_batch, batch=10)
+    writer.submit(done.append, 0)
+    time.sleep(0.2)  # call 0 ran; its batch waits at the gate while 99 more queue up
+    for i in range(1, 100):
+        writer.submit(done.append, i)
+    gate.set()
+    writer.flush()
+    assert sent == [1, *range(11, 100, 10), 100]
+    writer.close()
+
+
+WRITER_LEFT_HANGING = """
+import threading, time
+from harness.study.writer import SerialWriter
+writer = SerialWriter(on_batch=lambda: None)
+writer.submit(threading.Event().wait)  # a store that never answers
+time.sleep(0.2)
+print("exiting")
+"""
+
+
+def test_a_hung_write_never_keeps_the_driver_from_exiting():
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", WRITER_LEFT_HANGING], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "exiting", done.stderr
+    assert time.monotonic() - started < 30
