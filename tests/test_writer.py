@@ -24,23 +24,32 @@ def test_calls_run_in_order_and_flush_waits_for_their_batch():
     writer.close()
 
 
-def test_calls_queued_while_a_batch_is_sent_share_the_next_batch():
+def queued_behind_a_batch(batch: int) -> tuple[list[int], list[int], int]:
+    """Call 0 runs and its batch waits at a gate while calls 1-99 queue up; then the gate opens.
+    (the calls run, len(calls run) at each batch sent, calls pending while the gate held)"""
     gate, sent, done = threading.Event(), [], []
 
     def on_batch():
         gate.wait(5)
         sent.append(len(done))
 
-    writer = SerialWriter(on_batch=on_batch, batch=1000)
+    writer = SerialWriter(on_batch=on_batch, batch=batch)
     writer.submit(done.append, 0)
     time.sleep(0.2)  # the thread ran call 0 and waits in its batch
     for i in range(1, 100):
         writer.submit(done.append, i)
-    assert writer.pending == 100
+    pending = writer.pending
     gate.set()
     writer.flush()
+    flushed = list(sent)
+    writer.close()  # its stop item gets a batch of its own
+    return done, flushed, pending
+
+
+def test_calls_queued_while_a_batch_is_sent_share_the_next_batch():
+    done, sent, pending = queued_behind_a_batch(batch=1000)
+    assert pending == 100
     assert done == list(range(100)) and sent == [1, 100]  # 99 calls, one batch
-    writer.close()
 
 
 def test_a_failed_call_is_raised_in_the_callers_thread_and_later_calls_are_skipped():
@@ -80,21 +89,8 @@ def test_a_full_queue_makes_submit_wait_and_a_closed_writer_refuses():
 
 
 def test_a_long_queue_is_sent_every_batch_calls_not_only_when_it_empties():
-    gate, sent, done = threading.Event(), [], []
-
-    def on_batch():
-        gate.wait(5)
-        sent.append(len(done))
-
-    writer = SerialWriter(on_batch=on_batch, batch=10)
-    writer.submit(done.append, 0)
-    time.sleep(0.2)  # call 0 ran; its batch waits at the gate while 99 more queue up
-    for i in range(1, 100):
-        writer.submit(done.append, i)
-    gate.set()
-    writer.flush()
-    assert sent == [1, *range(11, 100, 10), 100]
-    writer.close()
+    done, sent, _ = queued_behind_a_batch(batch=10)
+    assert done == list(range(100)) and sent == [1, *range(11, 100, 10), 100]
 
 
 WRITER_LEFT_HANGING = """
