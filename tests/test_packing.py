@@ -295,6 +295,9 @@ def test_a_diverged_member_ends_alone_and_its_run_says_so(worker, workdir):
     for key, run in runs.items():
         assert run.info.status == "FINISHED"
         assert run.data.tags["pack"] == pack["trial_key"] and run.data.tags["pack_size"] == "2"
+        # how the pack stepped: a short dense pack on a CPU runs in graph mode, and says why
+        assert run.data.tags["pack_step"].startswith("graph: jit_compile auto: a dense pack of 8"), \
+            run.data.tags["pack_step"]
         assert run.data.params["seed"] == str(next(m["seed"] for m in group if
                                                    m["trial_key"] == key))
     assert epoch_steps(uri, runs[wild].info.run_id)["train_loss"] == [1]

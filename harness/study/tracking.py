@@ -79,7 +79,9 @@ MAX_TAG_CHARS = 8000  # MLflow's longest tag value
 BATCH_METRICS, BATCH_TAGS = 1000, 100
 # Values a trial reports with its first epoch (again after each restore): tags of its run.
 PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "node_id",
-                   "gpu_memory_limit_mb", "resumed_from_epoch", "pack_step")
+                   "gpu_memory_limit_mb", "resumed_from_epoch")
+# and a pack's members: how the pack's step runs (graph mode or XLA, and why)
+PACK_PROVENANCE_KEYS = ("pack_step",)
 
 
 @functools.cache
@@ -409,7 +411,8 @@ class MLflowRecorder(tune.Callback):
 
         # provenance and status follow the latest report, even of an epoch logged before: a
         # trial restored from an older checkpoint tags where and from which epoch it resumed
-        tags = [RunTag(key, str(result[key])) for key in PROVENANCE_KEYS if key in result]
+        tags = [RunTag(key, str(result[key])) for key in PROVENANCE_KEYS + PACK_PROVENANCE_KEYS
+                if key in result]
         if "status" in result:
             self._status[run_id] = result["status"]
         epoch = int(result.get("epoch", 0))
