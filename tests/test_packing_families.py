@@ -23,7 +23,8 @@ from trainable_helpers import run_trial
 
 from harness.models import build_model
 from harness.optimizers.layer_langevin import noisy_variable_paths
-from harness.packing.model import build_packed, load_members, pack_model, xla_compiles
+from harness.packing.model import build_packed, load_members, pack_model
+from harness.packing.step_mode import xla_compiles
 from harness.study.packs import pack_configs
 
 # conv_dense needs images of 16 × 16 at least: 4×4 conv and 2×2 pool twice leave 1 × 1
@@ -99,26 +100,23 @@ def test_a_layer_the_packed_layers_do_not_compute_is_refused():
 def test_under_auto_a_cpu_compiles_only_a_dense_pack_whose_trial_repays_the_compile():
     """XLA where the line through its two measured whole-pack times lies below graph mode's:
     dense 8 crosses at 54 + (13.7 − 11.55) · 264 / ((35.1 − 11.55) − (30.8 − 13.7)) = 142 steps,
-    dense 16 at 54 + 2.15 · 264 / (43.35 − 28.7) = 92.7 steps; highway and conv + dense never."""
-    import tensorflow as tf
+    dense 16 at 54 + 2.15 · 264 / (43.35 − 28.7) = 92.7 steps; highway and conv + dense never;
+    a GPU always, the study's own setting over all."""
+    def on_cpu(family, k, steps):
+        return xla_compiles(family, k, "auto", steps, on_gpu=False)[0]
 
-    if tf.config.list_logical_devices("GPU"):
-        pytest.skip("a GPU is visible: every pack compiles under auto")
-
-    def pack(family, k):
-        return build_packed(family, 1, (16, 16, 1), 10, k, width=4)
-
-    dense8, dense16, dense3 = pack("dense", 8), pack("dense", 16), pack("dense", 3)
-    assert [xla_compiles(dense8, "auto", steps)[0] for steps in (54, 141, 143, 5000)] == [
+    assert [on_cpu("dense", 8, steps) for steps in (54, 141, 143, 5000)] == [
         False, False, True, True]
-    assert [xla_compiles(dense16, "auto", steps)[0] for steps in (92, 93)] == [False, True]
-    assert xla_compiles(dense3, "auto", 141)[0] is False  # nearest measured size: 8
-    assert xla_compiles(dense8, "auto", 318)[1].endswith(
+    assert [on_cpu("dense", 16, steps) for steps in (92, 93)] == [False, True]
+    assert on_cpu("dense", 3, 141) is False  # nearest measured size: 8
+    assert xla_compiles("dense", 8, "auto", 318, on_gpu=False)[1].endswith(
         "35.1 s and 30.8 s at 318: at this trial's 318 steps XLA is faster")
     for family in ("conv_dense", "highway"):
-        assert xla_compiles(pack(family, 8), "auto", 10**6)[0] is False
-    for p in (dense8, pack("highway", 8)):
-        assert xla_compiles(p, True, 1)[0] is True and xla_compiles(p, False, 10**6)[0] is False
+        assert on_cpu(family, 8, 10**6) is False
+        assert xla_compiles(family, 8, "auto", 1, on_gpu=True) == (True, "jit_compile auto on a GPU")
+    for family in ("dense", "highway"):
+        assert xla_compiles(family, 8, True, 1, on_gpu=False)[0] is True
+        assert xla_compiles(family, 8, False, 10**6, on_gpu=True)[0] is False
 
 
 # -- a pack against its members alone, in a Ray worker -------------------------------------------

@@ -46,6 +46,17 @@ class DatasetInfo:
             return self.train_size // 10
         return DEFAULT_VALIDATION_SIZE
 
+    def split_sizes(self, validation_size: int | None = None, limit: int | None = None,
+                    available: int | None = None) -> tuple[int, int]:
+        """(train, validation) examples of a trial: the source training split (its first
+        `limit`; `available` once it is read) less the validation examples carved from it
+        (None: `default_validation_size`, or a tenth of the examples when `limit` is set)."""
+        if available is None:
+            available = self.train_size if limit is None else min(int(limit), self.train_size)
+        if validation_size is None:
+            validation_size = self.default_validation_size if limit is None else available // 10
+        return available - int(validation_size), int(validation_size)
+
 
 _TFDS_INFO = {
     "mnist": DatasetInfo("mnist", (28, 28, 1), 10, 60000, 10000),

@@ -193,9 +193,8 @@ def open_splits(
         raise HarnessError(f"batch_size must be a positive integer, got {batch_size!r}")
     info, arrays = _read(name, data_dir, limit, synthetic_options)
     train_images, train_labels = arrays["train"]
-    if validation_size is None:
-        validation_size = info.default_validation_size if limit is None else len(train_images) // 10
-    train_idx, val_idx = carve_validation(len(train_images), int(validation_size), seed)
+    _, validation_size = info.split_sizes(validation_size, limit, available=len(train_images))
+    train_idx, val_idx = carve_validation(len(train_images), validation_size, seed)
     scale = _scaler(train_images[train_idx], standardize)
     validation = (
         _pipeline(train_images[val_idx], train_labels[val_idx], batch_size, scale=scale)

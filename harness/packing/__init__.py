@@ -7,7 +7,8 @@ all K: one batched matmul or grouped convolution per layer instead of K small on
 
 - `layers.py`: the packed layers (dense, highway, convolution, flatten) and their two layouts.
 - `model.py`: `pack_model`, a packed model from an unpacked one layer by layer; `build_packed`
-  for the packable families; `load_members`; `xla_compiles`, whether a pack's step is compiled.
+  for the packable families; `load_members`.
+- `step_mode.py`: `xla_compiles`, whether a pack's step is XLA-compiled (by measured times).
 - `train.py`: `PackedTrainer`, per-member losses and accuracies, divergence masking;
   `zip_members`, the member batches side by side.
 """

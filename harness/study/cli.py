@@ -68,14 +68,10 @@ TABLE_COLUMNS = ["dataset", "model", "depth", "optimizer", "learning_rate", "sig
 
 
 def _packing(spec, configs: list[dict]) -> list[str]:
-    """The packing line of a packed study's trials (none for an unpacked one)."""
-    from harness.study.packs import pack_configs, pack_size
+    """The packing lines of a packed study's trials (none for an unpacked one)."""
+    from harness.study.packs import packed
 
-    if not spec.packing:
-        return []
-    size, why = pack_size(spec, configs)
-    return [f"packing {spec.packing}: {len(configs)} trials in {len(pack_configs(configs, size))} "
-            f"packs of at most {size} ({why})"]
+    return packed(spec, configs)[1] if spec.packing else []
 
 
 def _dry_run(spec) -> str:

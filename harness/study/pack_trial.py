@@ -17,7 +17,7 @@
 - a member whose training loss is NaN or infinite reports `diverged` at that epoch and is masked
   out of the step; the others go on (`packing.train.PackedTrainer`);
 - runs on one device (the CPU, or its GPU or share of one: `devices.strategy`); its step is
-  XLA-compiled as `packing.model.xla_compiles` says: as the study's `jit_compile` says; under
+  XLA-compiled as `packs.pack_step` says (the dry run prints the same): as the study's `jit_compile` says; under
   `auto` on a GPU, and on a CPU where the measured whole-pack times say XLA finishes a trial of
   these steps sooner (dense packs of long enough trials; conv and highway packs never). Each
   member's run is tagged `pack_step` with the mode and why.
@@ -34,7 +34,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.study import devices
-from harness.study.packs import MEMBER_FIELDS, PACK_MEMBERS
+from harness.study.packs import MEMBER_FIELDS, PACK_MEMBERS, pack_step
 from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED, STATUS_RUNNING
 from harness.study.trial import (
     build_trial_model,
@@ -124,9 +124,9 @@ def _restore(directory: Path, model, optimizer) -> dict:
 def train_pack(tune_config: dict) -> None:
     """Ray Tune function trainable over the param space {"trial": pack config}; returns None."""
     import keras
+    import tensorflow as tf
     from ray import tune
 
-    from harness.packing.model import xla_compiles
     from harness.packing.train import PackedTrainer, zip_members
 
     members = tune_config["trial"][PACK_MEMBERS]
@@ -142,7 +142,8 @@ def train_pack(tune_config: dict) -> None:
     model = build_pack(members, splits)
     optimizer = make_optimizer(pack_optimizer_config(members), splits.steps_per_epoch, model)
     # the whole trial's steps, also after a restore: a resumed pack keeps its mode
-    xla, why_xla = xla_compiles(model, first["jit_compile"], first["epochs"] * splits.steps_per_epoch)
+    xla, why_xla = pack_step(tune_config["trial"],
+                             on_gpu=bool(tf.config.list_logical_devices("GPU")))
     trainer = PackedTrainer(model, optimizer, jit_compile=xla)
     validation = (zip_members([s.validation for s in all_splits])
                   if splits.validation is not None else None)

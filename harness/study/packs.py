@@ -119,6 +119,21 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
                f"{device.upper()}, memory for {fits}" + (f"; {measured}" if measured else ""))
 
 
+def pack_step(pack: dict, on_gpu: bool) -> tuple[bool, str]:
+    """(whether the pack steps under XLA, why): `packing.step_mode.xla_compiles` for its family,
+    size, `jit_compile` and the training steps of its whole trial (epochs × batches of its
+    training split, from the dataset's sizes: nothing is read)."""
+    from harness.data.catalog import dataset_info
+    from harness.packing.step_mode import xla_compiles
+
+    members = pack[PACK_MEMBERS]
+    first = members[0]
+    info = dataset_info(first["dataset"], **first["dataset_options"])
+    train, _ = info.split_sizes(first["validation_size"], first["limit"])
+    steps = first["epochs"] * -(-train // first["batch_size"])
+    return xla_compiles(first["model"], len(members), first["jit_compile"], steps, on_gpu)
+
+
 def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     """(K, why) of the study's `packing` field (1: no packing)."""
     if not spec.packing:
@@ -126,3 +141,22 @@ def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     if spec.packing == AUTO:
         return auto_pack_size(spec, configs)
     return int(spec.packing), "packing field"
+
+
+def packed(spec, configs: list[dict]) -> tuple[list[dict], list[str]]:
+    """(the trials as packs, what the run says of them): how many packs of at most what size and
+    why, and each pack step mode with how many packs take it and why (`pack_step`, on a GPU
+    where the study's trials ask for one)."""
+    from collections import Counter
+
+    size, why = pack_size(spec, configs)
+    packs = pack_configs(configs, size)
+    lines = [f"packing {spec.packing}: {len(configs)} trials in {len(packs)} packs of at most "
+             f"{size} ({why})"]
+    if size > 1:
+        on_gpu = bool(spec.resources.gpu)
+        modes = Counter(pack_step(pack, on_gpu) for pack in packs)
+        lines += [f"pack step on the {'GPU' if on_gpu else 'CPU'}: "
+                  f"{'XLA' if xla else 'graph mode'} for {count} packs ({why_step})"
+                  for (xla, why_step), count in sorted(modes.items())]
+    return packs, lines

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.study.packs import PACK_MEMBERS, member_configs, pack_configs, pack_size
+from harness.study.packs import PACK_MEMBERS, member_configs, packed
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, parse_space, trial_configs
 from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
@@ -174,10 +174,9 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
         out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
         runs = configs
         if spec.packing:
-            size, why = pack_size(spec, configs)
-            runs = pack_configs(configs, size)
-            out(f"{label}: packing {spec.packing}: {len(configs)} trials in {len(runs)} packs "
-                f"of at most {size} ({why})")
+            runs, lines = packed(spec, configs)
+            for line in lines:
+                out(f"{label}: {line}")
         tuner = _new_tuner(spec, runs, storage, name, tracking_uri, max_concurrent, len(configs))
     in_main_thread = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
