@@ -309,7 +309,9 @@ def _write_cifar10_binary(directory, images, labels):
             tar.addfile(info, io.BytesIO(payload))
 
 
-def test_cli_prepare_builds_cifar10_from_the_binary_archive(tmp_path, monkeypatch, capsys):
+def test_cli_prepare_builds_cifar10_from_the_binary_archive(tmp_path, monkeypatch, capfd):
+    """Prints its own two lines; tfds' ("Downloading and preparing ..." even from local files)
+    and any library's standard error stay held."""
     import argparse
 
     archives, data_dir = tmp_path / "archives", tmp_path / "tfds"
@@ -326,7 +328,11 @@ def test_cli_prepare_builds_cifar10_from_the_binary_archive(tmp_path, monkeypatc
         ["data", "prepare", "cifar10", "--from", str(archives), "--data-dir", str(data_dir)]
     )
     assert args.func(args) == 0
-    assert "cifar10 prepared in" in capsys.readouterr().out
+    out, err = capfd.readouterr()
+    assert out.splitlines() == [
+        f"preparing cifar10 from the official archives in {archives} (sizes and sha256 checked)",
+        f"cifar10 prepared in {data_dir / 'cifar10' / '3.0.2'}"], out
+    assert err == ""
 
     train, _, test = load_splits(
         "cifar10", 4, seed=0, validation_size=0, augment=False, data_dir=data_dir

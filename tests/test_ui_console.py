@@ -15,7 +15,8 @@ import pytest
 import yaml
 from study_helpers import TINY_DATA
 
-from harness.study.console import LOG_NAME, stderr_to, study_log
+from harness.console import stderr_to
+from harness.study.console import LOG_NAME, study_log
 from harness.study.progress import ProgressPrinter, bar, clock
 
 REPO = Path(__file__).resolve().parent.parent

@@ -169,7 +169,7 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.study.console import quiet_start
+    from harness.console import quiet_start
 
     if not args.space and not args.resume:
         raise HarnessError("give a search-space file (e.g. search_spaces/smoke.yaml) or "
