@@ -394,6 +394,26 @@ def test_another_metric_writes_its_own_files_and_overwrites_none(store, tmp_path
     assert (out / "gain_vs_depth-mnist-dense-val_accuracy.png").exists()
 
 
+def test_accuracy_axes_read_in_percent_and_gains_in_points_as_the_tables_do(analysis):
+    """The plotted values stay fractions; the axes say % (or pp for a gain) and tick in them;
+    a loss keeps its own scale."""
+    from harness.analysis import plots
+
+    def axis(figure):
+        ax = figure.axes[0]
+        return ax.get_ylabel(), ax.yaxis.get_major_formatter()(0.25, 0)
+
+    (figure,) = plots.metric_vs_depth(analysis.summary, "test_accuracy").values()
+    assert axis(figure) == ("test_accuracy (%)", "25%")
+    (figure,) = plots.gain_vs_depth(analysis.gains, analysis.trend, "test_accuracy").values()
+    assert axis(figure) == ("gain in test_accuracy (pp)", "+25")
+    (figure,) = plots.curves_by_depth(analysis.curves, "val_accuracy").values()
+    assert axis(figure) == ("val_accuracy (%)", "25%")
+    (figure,) = plots.curves_by_depth(analysis.curves, "val_loss").values()
+    assert figure.axes[0].get_ylabel() == "val_loss"
+    assert figure.axes[0].yaxis.get_major_formatter()(0.25, 0) != "25%"
+
+
 def test_figures_tick_the_depths_run_and_the_report_captions_them(analysis, tmp_path):
     from harness.analysis import plots
     from harness.analysis.report import write_report

@@ -20,8 +20,9 @@ between its ci_low and ci_high, so the plotted data can be read back from `ax.ge
   twin end higher, or only get there sooner?
 In the last three, the twins of a pair sit side by side on the same axes, baseline first, in the
 same colour per arm in every panel.
-Depth axes carry the depths run as ticks, epoch and budget axes integer ticks; a title longer
-than its figure is wrapped. `CAPTIONS` says under each figure of the report what its lines,
+Depth axes carry the depths run as ticks, epoch and budget axes integer ticks; an accuracy axis
+reads in percent and a gain in accuracy in percentage points (pp), as the report's tables do,
+while the plotted data stay fractions; a title longer than its figure is wrapped. `CAPTIONS` says under each figure of the report what its lines,
 bands and markers are. `save` writes each figure as PNG and SVG.
 """
 
@@ -36,10 +37,10 @@ import pandas as pd
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from harness.analysis.depth import TREND_KEYS
-from harness.analysis.metrics import outcome
+from harness.analysis.metrics import is_accuracy, outcome
 from harness.study.run_schema import STATUS_FINISHED
 
 PANEL_SIZE = (4.5, 3.5)
@@ -75,6 +76,17 @@ def _depth_ticks(ax, depths) -> None:
     """The depths run as the axis' ticks (one depth: one tick, not a range around it)."""
     ticks = sorted({float(d) for d in depths})
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+
+
+def _y_units(ax, label: str, percent: bool, gain: bool = False) -> None:
+    """The y label, with its unit where the values are shares (accuracies, rates): percent, or
+    for a gain percentage points, ticks in those units (the data stay fractions)."""
+    if not percent:
+        ax.set_ylabel(label)
+        return
+    ax.set_ylabel(f"{label} ({'pp' if gain else '%'})")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:+.3g}") if gain
+                                 else PercentFormatter(xmax=1, decimals=0))
 
 
 def _panels(count: int, title: str) -> tuple[Figure, list]:
@@ -158,7 +170,8 @@ def metric_vs_depth(summary: pd.DataFrame, metric: str) -> dict[str, Figure]:
                     arm,
                     colors[arm],
                 )
-            ax.set(title=pair, xlabel="depth", ylabel=metric)
+            ax.set(title=pair, xlabel="depth")
+            _y_units(ax, metric, is_accuracy(metric))
             _depth_ticks(ax, frame["depth"])
             ax.legend()
         figures[_name(metric, "vs_depth", dataset, model)] = figure
@@ -196,7 +209,8 @@ def gain_vs_depth(gains: pd.DataFrame, trend: pd.DataFrame, metric: str) -> dict
                     color=colors[arm],
                     label=f"fit {label}",
                 )
-        ax.set(xlabel="depth", ylabel=f"gain in {metric}")
+        ax.set(xlabel="depth")
+        _y_units(ax, f"gain in {metric}", is_accuracy(metric), gain=True)
         _depth_ticks(ax, frame["depth"])
         ax.legend()
         figures[_name("gain_vs_depth", dataset, model)] = figure
@@ -223,7 +237,8 @@ def curves_by_depth(curves: pd.DataFrame, metric: str) -> dict[str, Figure]:
                     colors[arm],
                     markersize=3,
                 )
-            ax.set(title=f"depth {depth}", xlabel="epoch", ylabel=metric)
+            ax.set(title=f"depth {depth}", xlabel="epoch")
+            _y_units(ax, metric, is_accuracy(metric))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend()
         figures[_name("curves", metric, dataset, model)] = figure
@@ -245,7 +260,8 @@ def budget_curves(curves: pd.DataFrame) -> dict[str, Figure]:
                     series["band_high"], arm, colors[arm], markersize=3,
                 )  # fmt: skip
             ax.set(title=f"{pair}, depth {depth}", xlabel="tuning budget (points)")
-            ax.set(ylabel="expected best val_accuracy", ylim=(0, 1))
+            ax.set(ylim=(0, 1))
+            _y_units(ax, "expected best val_accuracy", True)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if len(cell):
                 ax.legend()
@@ -277,7 +293,8 @@ def finals_points(finals: pd.DataFrame, thresholds: pd.Series, metric: str) -> d
                     ax.hlines(at["value"].mean(), center - 0.5, center + 0.5, color=colors[arm])
             for level in sorted(cell["threshold"].unique()):
                 ax.axhline(level, color="grey", linestyle=":", linewidth=0.8)
-            ax.set(title=pair, xlabel="depth", ylabel=metric)
+            ax.set(title=pair, xlabel="depth")
+            _y_units(ax, metric, is_accuracy(metric))
             _depth_ticks(ax, cell["depth"])
             ax.legend()
         figures[_name("finals", metric, dataset, model)] = figure
@@ -301,7 +318,8 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
                     rates["depth"].astype(float) + _dodge(i, len(arms)), rate,
                     yerr=[below, above], marker="o", capsize=3, color=colors[arm], label=arm,
                 )  # fmt: skip
-            ax.set(title=pair, xlabel="depth", ylabel="success rate of the final runs (Wilson)")
+            ax.set(title=pair, xlabel="depth")
+            _y_units(ax, "success rate of the final runs (Wilson)", True)
             ax.set(ylim=(-0.02, 1.02), xticks=sorted(cell["depth"].unique()))
             # below the axes: inside it would hide the points at 0 or 1
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=len(arms))
@@ -326,7 +344,8 @@ def final_curves(epochs: pd.DataFrame, metric: str) -> dict[str, Figure]:
                         gid=run_id,
                         linestyle="-" if run["status"].iloc[0] == STATUS_FINISHED else ":",
                     )  # fmt: skip
-            ax.set(title=f"{pair}, depth {depth}", xlabel="epoch", ylabel=metric, ylim=(0, 1))
+            ax.set(title=f"{pair}, depth {depth}", xlabel="epoch", ylim=(0, 1))
+            _y_units(ax, metric, is_accuracy(metric))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if arms:
                 ax.legend(handles=[Line2D([], [], color=colors[arm], label=arm) for arm in arms])
