@@ -116,13 +116,18 @@ def success_threshold(text: str | None) -> float | None:
 
 def load(args: argparse.Namespace):
     """The study to analyse: from MLflow, or from the exported folder of `--from`."""
-    from harness.analysis.export import META, load_exported
-    from harness.analysis.load import load_study
-
     if args.from_dir is None:
         if args.study is None:
             raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
-        return load_study(args.study, args.tracking_uri, per_arm=_names(args.per_arm))
+        from harness.study.tracking_uri import default_tracking_uri, find_experiment, mlflow_client
+
+        uri = args.tracking_uri or default_tracking_uri()
+        find_experiment(mlflow_client(uri), args.study, uri)  # refused before pandas' import
+        from harness.analysis.load import load_study
+
+        return load_study(args.study, uri, per_arm=_names(args.per_arm))
+    from harness.analysis.export import META, load_exported
+
     if args.per_arm:
         raise HarnessError("--per-arm relabels the arms while reading MLflow; an exported folder "
                            "keeps the arms it was exported with (--from takes no --per-arm)")

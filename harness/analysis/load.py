@@ -37,7 +37,6 @@ the epoch count differs; fewer when a schedule stretched with the epochs parts t
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +62,7 @@ from harness.study.run_schema import (
     VARIANT_BASELINE,
     variant_of,
 )
-from harness.study.tracking_uri import check_credentials, default_tracking_uri
+from harness.study.tracking_uri import default_tracking_uri, find_experiment, mlflow_client
 
 INT_PARAMS = ("depth", "seed", "epochs", "batch_size", "point")
 FLOAT_PARAMS = ("sigma", "layer_fraction", "learning_rate")
@@ -119,22 +118,6 @@ class Study:
             )
 
 
-def mlflow_client(tracking_uri: str):
-    """An MlflowClient on `tracking_uri` (telemetry off); refuses a sqlite file that does not exist
-    instead of letting MLflow create an empty store there."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow import MlflowClient
-    from sqlalchemy.engine import make_url
-
-    if tracking_uri.startswith("sqlite:"):
-        database = make_url(tracking_uri).database
-        if not database or not Path(database).is_file():
-            raise HarnessError(f"no MLflow store at {tracking_uri} (pass --tracking-uri)")
-    check_credentials(tracking_uri)
-    return MlflowClient(tracking_uri)
-
-
 def load_study(study: str, tracking_uri: str | None = None,
                per_arm: tuple[str, ...] = ()) -> Study:
     """Read every trial run (and, for a tuned study, every arm run) of the experiment named (or
@@ -143,7 +126,7 @@ def load_study(study: str, tracking_uri: str | None = None,
     shared_config; a name that is no logged param is a one-line HarnessError."""
     tracking_uri = tracking_uri or default_tracking_uri()
     client = mlflow_client(tracking_uri)
-    experiment = _find_experiment(client, study, tracking_uri)
+    experiment = find_experiment(client, study, tracking_uri)
     runs = _search_all(
         client, experiment.experiment_id, f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'"
     )
@@ -200,23 +183,6 @@ def _design_files(client, experiment_id: str) -> dict[str, str] | None:
                 ) from None
             files[name] = Path(path).read_text(encoding="utf-8")
     return files
-
-
-def _find_experiment(client, study: str, tracking_uri: str):
-    experiment = client.get_experiment_by_name(study)
-    if experiment is None and study.isdigit():
-        from mlflow.exceptions import MlflowException
-
-        try:
-            experiment = client.get_experiment(study)
-        except MlflowException:
-            experiment = None
-    if experiment is None:
-        names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
-        raise HarnessError(
-            f"unknown study {study!r} in {tracking_uri}; studies: {', '.join(names) or '(none)'}"
-        )
-    return experiment
 
 
 def _search_all(client, experiment_id: str, filter_string: str) -> list:

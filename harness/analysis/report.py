@@ -20,7 +20,7 @@ from harness.analysis.choice import RULE
 from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_target
 from harness.analysis.depth import depth_trend
 from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
-from harness.analysis.load import Study, continuations, mlflow_client
+from harness.analysis.load import Study, continuations
 from harness.analysis.metrics import is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
@@ -43,6 +43,7 @@ from harness.analysis.tables import (
 )
 from harness.analysis.tuned import Tuning, analyze_tuning, finals_of
 from harness.study.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
+from harness.study.tracking_uri import mlflow_client
 
 DEFAULT_METRIC = "test_accuracy"
 NO_PAIRS = "No Langevin optimizer ran beside its baseline: nothing to pair."

@@ -1,4 +1,6 @@
-"""Where MLflow runs are stored when the user does not say: the one place that default lives."""
+"""The MLflow store: where runs are stored when the user does not say (the one place that default
+lives), and opening it with one-line refusals (no such file, credentials refused, no such
+study) before anything slow."""
 
 from __future__ import annotations
 
@@ -52,3 +54,39 @@ def check_credentials(tracking_uri: str) -> None:
             "~/.mlflow/credentials ([mlflow] mlflow_tracking_username = ..., "
             "mlflow_tracking_password = ...; cluster/mlflow-server.sh writes it on the head)"
         ) from None
+
+
+def mlflow_client(tracking_uri: str):
+    """An MlflowClient on `tracking_uri` (telemetry off); refuses a sqlite file that does not exist
+    instead of letting MLflow create an empty store there."""
+    if tracking_uri.startswith("sqlite:"):  # before MLflow's import: a second's work
+        from sqlalchemy.engine import make_url
+
+        database = make_url(tracking_uri).database
+        if not database or not Path(database).is_file():
+            raise HarnessError(f"no MLflow store at {tracking_uri} (pass --tracking-uri)")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    check_credentials(tracking_uri)
+    return MlflowClient(tracking_uri)
+
+
+def find_experiment(client, study: str, tracking_uri: str):
+    """The experiment named (or numbered) `study`, or a one-line HarnessError listing the
+    studies there (MLflow's empty `Default` experiment left out)."""
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None and study.isdigit():
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = client.get_experiment(study)
+        except MlflowException:
+            experiment = None
+    if experiment is None:
+        names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+        raise HarnessError(
+            f"unknown study {study!r} in {tracking_uri}; studies: {', '.join(names) or '(none)'}"
+        )
+    return experiment
