@@ -1,6 +1,7 @@
-"""A real Chromium on `harness ui NAME` for a small finished study: the runs table lists the
-study's runs by readable name with the final accuracies as columns; a run shows its per-epoch
-metrics. Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them)."""
+"""A real Chromium on `harness ui NAME` for a small finished and analysed study: the runs table
+lists the study's trial runs (not the analysis run) by readable name with the final accuracies as
+columns; a run's route opens on its per-epoch metric charts in MLflow's model-training view.
+Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from mlflow.tracking import MlflowClient
 from study_helpers import smoke_space
 from test_ui import start_ui
 
+from harness.cli import main
+from harness.study.run_schema import RUN_KIND_ANALYSIS, TAG_RUN_KIND
 from harness.study.runner import run_study
 from harness.study.tracking import run_name
+from harness.ui import run_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -32,7 +36,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1800,1000"):
+                     "--window-size=1800,2400"):  # tall: every chart of a run on screen
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
@@ -57,7 +61,7 @@ def _wait_for_text(driver, *texts: str, timeout: float = 90) -> str:
                              f"{body[:1500]!r}") from None
 
 
-def test_the_ui_opens_on_the_studys_runs_and_a_run_shows_its_epochs(tmp_path, browser):
+def test_the_ui_opens_on_the_studys_trials_and_a_run_shows_its_epoch_charts(tmp_path, browser):
     _, spec = smoke_space(tmp_path, name="uistudy", seeds=[0], epochs=2,
                           model={"family": "dense", "depths": [2]})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -66,33 +70,39 @@ def test_the_ui_opens_on_the_studys_runs_and_a_run_shows_its_epochs(tmp_path, br
     finally:
         ray.shutdown()
     assert (outcome.finished, outcome.errored) == (2, 0)
+    assert main(["analyze", "uistudy", "--tracking-uri", uri, "--out", str(tmp_path / "a")]) == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("uistudy")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    (analysis,) = client.search_runs([experiment.experiment_id],
+                                     f"tags.{TAG_RUN_KIND} = '{RUN_KIND_ANALYSIS}'")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])
+            if r.info.run_id != analysis.info.run_id}
     assert sorted(runs) == ["Adam dense2 seed 0", "L-Adam dense2 seed 0"]
     assert all(run_name(r.data.params) == name for name, r in runs.items())
 
-    ui, _, url = start_ui(tmp_path, "uistudy", "--tracking-uri", uri)
+    ui, port, url = start_ui(tmp_path, "uistudy", "--tracking-uri", uri)
     try:
         browser.get(url)
-        table = _wait_for_text(browser, *runs, "test_accuracy", "val_accuracy", "optimizer")
+        table = _wait_for_text(browser, *runs, "2 matching runs", "test_accuracy",
+                               "val_accuracy", "optimizer")
         browser.save_screenshot(str(tmp_path / "runs.png"))
+        assert analysis.info.run_name not in table
         for run in runs.values():  # the table shows each final test accuracy (cut to fit)
             assert repr(run.data.metrics["test_accuracy"])[:6] in table
 
         run = runs["L-Adam dense2 seed 0"]
-        browser.find_element("link text", "L-Adam dense2 seed 0").click()
         history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"),
                          key=lambda m: m.step)
         assert [m.step for m in history] == [1, 2]
-        page = _wait_for_text(browser, "Metrics", "val_accuracy", "Parameters")
-        assert f"val_accuracy\n{history[-1].value!r}" in page  # the last epoch's value
-        browser.find_element("xpath", "//*[normalize-space(text())='Model metrics']").click()
-        # one chart per per-epoch metric over the step (= epoch) axis; charts render lazily,
-        # alphabetically, so the train_* ones are those on screen
-        _wait_for_text(browser, "Step", "L-Adam dense2 seed 0 (train_accuracy)",
+        browser.get(f"http://127.0.0.1:{port}/" + run_path(uri, "uistudy", run.info.run_name))
+        # one chart per per-epoch metric over the step (= epoch) axis, on the run's own page
+        _wait_for_text(browser, "Model metrics", "Step", "L-Adam dense2 seed 0 (val_accuracy)",
                        "L-Adam dense2 seed 0 (train_loss)")
         browser.save_screenshot(str(tmp_path / "run.png"))
+        # the experiment in the breadcrumb leads back to its runs (GenAI's view: "Evaluations")
+        crumb = browser.find_element("css selector",
+                                     "[data-testid=experiment-observatory-link-runs]")
+        assert crumb.text == "Runs"
         print(f"screenshots: {tmp_path / 'runs.png'}, {tmp_path / 'run.png'}")
     finally:
         ui.terminate()
