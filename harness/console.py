@@ -48,9 +48,10 @@ def stderr_to(path: Path):
 
 
 @contextlib.contextmanager
-def quiet_start(verbose: bool):
+def quiet_start(verbose: bool, import_tensorflow: bool = True):
     """Around what runs before a command's own work (a study's start, a dataset's preparation):
-    the quiet settings, standard error held back inside, and TensorFlow imported at the end. What was held is shown if the block fails with
+    the quiet settings, standard error held back inside, and TensorFlow imported at the end
+    (unless `import_tensorflow` is false: a command that will not train). What was held is shown if the block fails with
     anything but a `HarnessError` (whose one line the command prints)."""
     from harness.errors import HarnessError
 
@@ -63,7 +64,8 @@ def quiet_start(verbose: bool):
         try:
             with stderr_to(Path(held.name)):
                 yield
-                import tensorflow  # noqa: F401
+                if import_tensorflow:
+                    import tensorflow  # noqa: F401
         except HarnessError:
             raise
         except BaseException:

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from harness.optimizers import LSGD, OPTIMIZERS, LAdam, LRMSprop, MemberRates
 from harness.optimizers.noise import philox_normal
-from harness.optimizers.schedules import SCHEDULE_NAMES, from_spec
+from harness.optimizers.schedule_spec import SCHEDULE_NAMES
+from harness.optimizers.schedules import from_spec
 
 K = 3
 SHAPES = [(5, 4), (4,)]  # one member's shapes; packed: (3, 5, 4), (3, 4)

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from harness.optimizers import LSGD
 from harness.optimizers.noise import philox_normal
-from harness.optimizers.schedules import SCHEDULE_NAMES, LogDecay, OffAfter, from_spec
+from harness.optimizers.schedule_spec import SCHEDULE_NAMES
+from harness.optimizers.schedules import LogDecay, OffAfter, from_spec
 
 
 def test_log_decay_formula():

@@ -65,8 +65,12 @@ def check_design(fractions, alpha: float, spending: str) -> tuple[float, ...]:
 
 def spent(fractions, alpha: float, spending: str = "obrien_fleming") -> np.ndarray:
     """f(t_k): the α spent by each look."""
-    fractions = check_design(fractions, alpha, spending)
-    return SPENDING[spending](np.array(fractions), alpha)
+    return np.array(_spent(check_design(fractions, alpha, spending), float(alpha), spending))
+
+
+@cache  # a power simulation decides thousands of studies with one design
+def _spent(fractions: tuple[float, ...], alpha: float, spending: str) -> tuple[float, ...]:
+    return tuple(SPENDING[spending](np.array(fractions), alpha))
 
 
 def boundaries(fractions, alpha: float, spending: str = "obrien_fleming") -> np.ndarray:

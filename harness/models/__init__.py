@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from harness.signatures import family_options
+
 if TYPE_CHECKING:  # the builders import Keras (and TensorFlow) when a model is built
     import keras
 
@@ -33,7 +35,7 @@ def build_model(
     except TypeError as exc:
         if "unexpected keyword argument" not in str(exc):
             raise
-        allowed = builder.__kwdefaults__ or {}
         raise ValueError(
-            f"{name}: unknown option in {sorted(options)}; allowed options: {sorted(allowed)}"
+            f"{name}: unknown option in {sorted(options)}; allowed options: "
+            f"{sorted(family_options(name))}"
         ) from exc

@@ -1,4 +1,4 @@
-"""Pieces every model family shares: the input, the float32 logits head, argument checks."""
+"""Pieces every model family shares: the input and the float32 logits head."""
 
 from __future__ import annotations
 
@@ -19,13 +19,6 @@ def logits_head(x, num_classes: int) -> keras.KerasTensor:
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     return keras.layers.Dense(int(num_classes), dtype="float32", name="logits")(x)
-
-
-def check_min_depth(family: str, depth: int, minimum: int = 1) -> int:
-    """`depth` as an int, or ValueError naming the allowed values."""
-    if isinstance(depth, bool) or int(depth) != depth or depth < minimum:
-        raise ValueError(f"{family} depth must be an integer >= {minimum}, got {depth!r}")
-    return int(depth)
 
 
 def l2(weight_decay: float):

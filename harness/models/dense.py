@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import keras
 
-from harness.models.common import check_min_depth, logits_head, model_input
+from harness.models.common import logits_head, model_input
+from harness.models.depths import check_min_depth
 
 
 def build(depth: int, input_shape: tuple, num_classes: int, *, width: int = 64) -> keras.Model:

@@ -19,17 +19,7 @@ from __future__ import annotations
 import keras
 
 from harness.models.common import l2, logits_head, model_input
-
-NUM_BLOCKS = 3
-
-
-def layers_per_block(depth: int) -> int:
-    """m for depth = 3m + 4, or ValueError naming the allowed depths."""
-    if isinstance(depth, bool) or int(depth) != depth or depth < 7 or (depth - 4) % NUM_BLOCKS:
-        raise ValueError(
-            f"densenet depth must be 3m+4 with m >= 1 (7, 10, ..., 22, 40, 100), got {depth!r}"
-        )
-    return (int(depth) - 4) // NUM_BLOCKS
+from harness.models.depths import NUM_BLOCKS, layers_per_block
 
 
 def _bn_relu_conv(x, filters, kernel, weight_decay, name):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from harness.models.common import check_min_depth, logits_head, model_input
+from harness.models.common import logits_head, model_input
+from harness.models.depths import check_min_depth
 
 
 @keras.saving.register_keras_serializable(package="harness")

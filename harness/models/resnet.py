@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from harness.models.common import l2, logits_head, model_input
+from harness.models.depths import blocks_per_stage
 
 SHORTCUTS = ("padding", "projection")
 STAGE_FILTERS = (16, 32, 64)
@@ -44,16 +45,6 @@ class PaddingShortcut(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "stride": self.stride}
-
-
-def blocks_per_stage(family: str, depth: int) -> int:
-    """n for depth = 6n + 2, or ValueError naming the allowed depths."""
-    if isinstance(depth, bool) or int(depth) != depth or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"{family} depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), "
-            f"got {depth!r}"
-        )
-    return (int(depth) - 2) // 6
 
 
 def _conv(filters, kernel, strides, weight_decay, name):

@@ -29,7 +29,7 @@ from keras.optimizers.schedules import (
     PiecewiseConstantDecay,
 )
 
-SCHEDULE_NAMES = ("constant", "log", "inverse_time", "piecewise", "off_after")
+from harness.optimizers.schedule_spec import check_schedule
 
 
 @keras.saving.register_keras_serializable(package="harness")
@@ -118,15 +118,6 @@ class MemberRates(LearningRateSchedule):
         return cls(**config)
 
 
-def _require(spec: dict, key: str, name: str):
-    if key not in spec:
-        raise ValueError(f"schedule {name!r} needs the field {key!r}")
-    value = spec[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"schedule {name!r} field {key!r} must be a number >= 0; got {value!r}")
-    return value
-
-
 def from_spec(initial_value, spec: dict | None, steps_per_epoch: int):
     """A float or a `LearningRateSchedule` for `initial_value` under the schedule `spec`.
 
@@ -141,27 +132,17 @@ def from_spec(initial_value, spec: dict | None, steps_per_epoch: int):
         return 0.0 if all(v == 0.0 for v in rates.values) else rates
     if spec is None:
         return float(initial_value)
-    name = spec.get("name")
-    if name not in SCHEDULE_NAMES:
-        raise ValueError(f"unknown schedule name {name!r}; allowed: {', '.join(SCHEDULE_NAMES)}")
-    allowed = {"constant": set(), "log": {"epochs"}, "inverse_time": {"epochs"},
-               "piecewise": {"epoch", "factor"}, "off_after": {"epoch"}}[name]
-    unknown = set(spec) - allowed - {"name"}
-    if unknown:
-        raise ValueError(
-            f"schedule {name!r} has unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
+    name, fields = check_schedule(spec)
     v0 = float(initial_value)
     if name == "constant":
         return v0
     if name == "log":
-        return LogDecay(v0, _require(spec, "epochs", name) * steps_per_epoch)
+        return LogDecay(v0, fields["epochs"] * steps_per_epoch)
     if name == "inverse_time":
-        return InverseTimeDecay(v0, decay_steps=_require(spec, "epochs", name) * steps_per_epoch,
+        return InverseTimeDecay(v0, decay_steps=fields["epochs"] * steps_per_epoch,
                                 decay_rate=1.0)
-    boundary = int(_require(spec, "epoch", name) * steps_per_epoch)
+    boundary = int(fields["epoch"] * steps_per_epoch)
     if name == "off_after":
         return OffAfter(v0, boundary)
     # Keras' PiecewiseConstantDecay keeps the first value while step <= boundary.
-    factor = float(_require(spec, "factor", name))
-    return PiecewiseConstantDecay([max(boundary - 1, 0)], [v0, v0 * factor])
+    return PiecewiseConstantDecay([max(boundary - 1, 0)], [v0, v0 * float(fields["factor"])])

@@ -12,3 +12,11 @@ all K: one batched matmul or grouped convolution per layer instead of K small on
 - `train.py`: `PackedTrainer`, per-member losses and accuracies, divergence masking;
   `zip_members`, the member batches side by side.
 """
+
+PACKABLE_FAMILIES = ("dense", "conv_dense", "highway")
+# why the other families stay one model per trial: no packed layer computes them exactly
+NOT_PACKABLE = {
+    "resnet": "its BatchNormalization layers and shortcut additions have no packed layer",
+    "densenet": "its BatchNormalization layers and concatenations have no packed layer",
+    "vgg": "its BatchNormalization layers have no packed layer",
+}

@@ -19,15 +19,8 @@ import keras
 import numpy as np
 
 from harness.models.highway import Highway
+from harness.packing import PACKABLE_FAMILIES
 from harness.packing.layers import PackedConv2D, PackedDense, PackedFlatten, PackedHighway
-
-PACKABLE_FAMILIES = ("dense", "conv_dense", "highway")
-# why the other families stay one model per trial: no packed layer computes them exactly
-NOT_PACKABLE = {
-    "resnet": "its BatchNormalization layers and shortcut additions have no packed layer",
-    "densenet": "its BatchNormalization layers and concatenations have no packed layer",
-    "vgg": "its BatchNormalization layers have no packed layer",
-}
 
 
 def _require(layer, **expected) -> None:

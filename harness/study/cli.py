@@ -162,9 +162,10 @@ def _load(args: argparse.Namespace):
         return load_saved_space(args.resume, args.storage_path), args.resume
     from harness.study.space import depth_part, load_space
 
-    spec = load_space(args.space)
+    build = not args.dry_run  # a dry run checks what needs no TensorFlow
+    spec = load_space(args.space, build)
     if args.depths:
-        spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space))
+        spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space), build)
     return spec, args.space
 
 
@@ -178,10 +179,13 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("give either a search-space file or --resume NAME, not both")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
-    with quiet_start(args.verbose):  # before TensorFlow, Ray and MLflow start
+    # before TensorFlow, Ray and MLflow start; a dry run needs none of them
+    with quiet_start(args.verbose, import_tensorflow=not args.dry_run):
         spec, where = _load(args)
     if args.dry_run:
         print(_dry_run(spec))
+        print("checked without TensorFlow; each optimizer and network is also built (the values "
+              "it is given) when the study starts, before any trial (harness run)")
         return 0
 
     from harness.study.console import study_log

@@ -23,7 +23,6 @@ Keras models in tests/test_limits.py.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
@@ -34,6 +33,8 @@ import yaml
 
 from harness.data.catalog import dataset_info
 from harness.errors import HarnessError
+from harness.models.depths import check_depth
+from harness.signatures import family_options
 
 MAX_PATH = 900  # layers on the longest path; Python's default recursion limit is 1000
 MAX_TRIALS = 10_000  # Tune keeps every trial's state in the driver and pickles it each epoch
@@ -165,7 +166,7 @@ def network_size(family: str, depth: int, input_shape: tuple, num_classes: int,
                  **options) -> NetworkSize | None:
     """The `NetworkSize` of `build_model(family, depth, ...)` without building it; None when
     the options are not the family's (the builder then names what is allowed)."""
-    defaults = importlib.import_module(f"harness.models.{family}").build.__kwdefaults__ or {}
+    defaults = family_options(family)
     if set(options) - set(defaults):
         return None
     try:
@@ -318,10 +319,20 @@ def _check_networks(spec, info, train_examples: int, path: Path) -> None:
     def fits(depth):
         return size(depth).longest_path <= MAX_PATH and needs(depth) <= limit
 
+    allowed_options = family_options(model.family)
+    unknown = sorted(set(options) - set(allowed_options))
+    if unknown:
+        raise HarnessError(f"{path}: field 'model.options': {model.family} takes no {unknown}; "
+                           f"allowed options: {sorted(allowed_options)}")
+    for depth in model.depths:
+        try:
+            check_depth(model.family, depth)
+        except ValueError as exc:
+            raise HarnessError(f"{path}: field 'model.depths' ({depth}): {exc}") from None
     for depth in sorted(set(model.depths), reverse=True):
         found = size(depth)
         if found is None:
-            return  # options the family does not take: the model check names them
+            return  # an option's value the family refuses: the model check names it
         if fits(depth):
             continue
         allowed = f"{model.family} depths up to {_largest_depth(fits, depth)}"

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import inspect
 import itertools
 import json
 from pathlib import Path
@@ -66,6 +65,7 @@ from harness.data.catalog import DATASETS
 from harness.design.declared import DecisionSpec
 from harness.errors import HarnessError
 from harness.models import MODEL_FAMILIES
+from harness.optimizers.schedule_spec import check_schedule
 from harness.study.limits import check_document, check_spec, check_unique_keys
 from harness.study.run_schema import BASE_DISPLAY, display_name, variant_of
 
@@ -346,8 +346,10 @@ def _field_error(path: Path, errors: list[dict], model: type[BaseModel]) -> str:
     return f"{path}: field '{loc}': {error['msg']}"
 
 
-def parse_space(data: Any, path: Path) -> StudySpec:
-    """Validate an already-parsed YAML document; `path` only names the file in errors."""
+def parse_space(data: Any, path: Path, build: bool = True) -> StudySpec:
+    """Validate an already-parsed YAML document; `path` only names the file in errors. With
+    `build`, also construct every optimizer and network once (Keras: seconds of TensorFlow
+    start-up); without, every check that needs no TensorFlow (a dry run)."""
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: a search space is a YAML mapping with fields {', '.join(StudySpec.model_fields)}")
     check_document(data, path)
@@ -362,13 +364,14 @@ def parse_space(data: Any, path: Path) -> StudySpec:
         _check_tuning(spec, path)
     if spec.decision is not None:
         _check_decision(spec, path)
-    _check_optimizers(spec, path)
-    _check_models(spec, path)
+    _check_optimizers(spec, path, build)
+    if build:
+        _check_models(spec, path)
     _check_packing(spec, path)
     return spec
 
 
-def depth_part(spec: StudySpec, depths: list[int], path: Path) -> StudySpec:
+def depth_part(spec: StudySpec, depths: list[int], path: Path, build: bool = True) -> StudySpec:
     """The study cut to some of its depths, to run as a part of its own: named NAME-dD1-D2…,
     recorded in the whole study's MLflow experiment (so `harness analyze NAME` reads every
     part). A depth the study does not have is a one-line HarnessError."""
@@ -384,11 +387,12 @@ def depth_part(spec: StudySpec, depths: list[int], path: Path) -> StudySpec:
     data["model"]["depths"] = [d for d in spec.model.depths if d in depths]
     data["name"] = f"{spec.name}-d" + "-".join(str(d) for d in data["model"]["depths"])
     data["experiment"] = spec.experiment_name
-    return parse_space(data, path)
+    return parse_space(data, path, build)
 
 
-def load_space(path: str | Path) -> StudySpec:
-    """Read and validate a search-space file (one-line `HarnessError` on any problem)."""
+def load_space(path: str | Path, build: bool = True) -> StudySpec:
+    """Read and validate a search-space file (one-line `HarnessError` on any problem); `build`
+    as in `parse_space`."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: no such search-space file")
@@ -401,7 +405,7 @@ def load_space(path: str | Path) -> StudySpec:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise HarnessError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_space(data, path)
+    return parse_space(data, path, build)
 
 
 _NOT_HYPER = ("self", "learning_rate", "sigma", "seed", "name")
@@ -409,9 +413,9 @@ _NOT_HYPER = ("self", "learning_rate", "sigma", "seed", "name")
 
 def hyper_names(base: str) -> list[str]:
     """The optimizer's own hyper-parameters (beta_1, epsilon, rho, ...), by its signature."""
-    from harness.optimizers import OPTIMIZERS
+    from harness.signatures import optimizer_parameters
 
-    parameters = inspect.signature(OPTIMIZERS[base].__init__).parameters.items()
+    parameters = optimizer_parameters(base).parameters.items()
     return [name for name, p in parameters
             if p.kind is p.POSITIONAL_OR_KEYWORD and name not in _NOT_HYPER]
 
@@ -512,9 +516,10 @@ def _check_decision(spec: StudySpec, path: Path) -> None:
                                ": true (or tuning.langevin: noise_only)")
 
 
-def _check_optimizers(spec: StudySpec, path: Path) -> None:
-    """Construct each optimizer (with each tuned value at both ends of its range) so bad
-    hyper-parameters and schedules fail before any trial."""
+def _check_optimizers(spec: StudySpec, path: Path, build: bool) -> None:
+    """Check each optimizer's fields, hyper-parameter names and schedules; with `build`, construct it (with
+    each tuned value at both ends of its range) so bad values and schedules fail before any
+    trial."""
     for i, opt in enumerate(spec.optimizers):
         where = f"{path}: field 'optimizers.{i}"
         ranges = spec.tuning.ranges(opt.base) if spec.tuning else {}
@@ -529,6 +534,14 @@ def _check_optimizers(spec: StudySpec, path: Path) -> None:
         if unknown:
             raise HarnessError(f"{where}.hyper': unknown hyper-parameter(s) {unknown}; "
                                f"allowed for {opt.base}: {', '.join(allowed)}")
+        for field, schedule in (("lr_schedule", opt.lr_schedule),
+                                ("sigma_schedule", opt.sigma_schedule)):
+            try:
+                check_schedule(schedule or {"name": "constant"})
+            except ValueError as exc:
+                raise HarnessError(f"{where}.{field}': {exc}") from None
+        if not build:
+            continue
         drawn = {k: r for k, r in ranges.items() if k != "sigma" or opt.sigma == TUNE}
         fixed = {"learning_rate": opt.learning_rate, "sigma": opt.sigma, **opt.hyper}
         lows = {k: r.low for k, r in drawn.items()}
@@ -567,7 +580,7 @@ def _construct(opt: OptimizerSpec, values: dict, where: str, value_field: str) -
 def _check_packing(spec: StudySpec, path: Path) -> None:
     """A packed study trains float32 chains of packable layers (dense, conv + dense, highway) on
     one device."""
-    from harness.packing.model import NOT_PACKABLE, PACKABLE_FAMILIES
+    from harness.packing import NOT_PACKABLE, PACKABLE_FAMILIES
 
     if spec.packing in (None, 1):
         return

@@ -147,8 +147,9 @@ def train_trial(tune_config: dict) -> None:
     import keras
     from ray import tune
 
-    import harness.optimizers  # noqa: F401  (registers the classes load_model needs)
+    from harness.optimizers import register_all
 
+    register_all()  # the classes load_model needs
     config = tune_config["trial"]
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(
