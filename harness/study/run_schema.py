@@ -123,6 +123,7 @@ TAG_PACK_SIZE = "pack_size"
 CHOSEN_PREFIX = "chosen."  # chosen.point, chosen.score, chosen.learning_rate, chosen.sigma, ...
 RANGE_PREFIX = "range."  # range.learning_rate.low / .high / .log on an arm's parent run
 
-# MLflow 3's UI picks an experiment's page by this tag: "custom_model_development" opens on the
-# runs table; without it a new experiment opens on the GenAI view (traces, "No data").
+# The experiment kind of a study: model training, not GenAI. MLflow 3.0-3.x UIs opened such an
+# experiment on its runs table by this tag; 3.17's UI takes its view from the URL's workflowType
+# alone (which `harness ui` sets), and the tag stays as the record of what a study is.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
