@@ -63,6 +63,17 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
+def test_the_first_line_comes_when_the_first_trial_starts_not_at_its_first_epoch():
+    out = io.StringIO()
+    printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)
+    trials = [Trial(0, "RUNNING"), Trial(1, "RUNNING"), Trial(2, "PENDING")]
+    printer.on_trial_start(0, trials, trials[0])
+    printer.on_trial_start(0, trials, trials[1])  # within the interval: no second line
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[00:00] -------------------- 0/4 trials "
+                                                   "done, 2 running, 0 failed"), lines
+
+
 class Pack(Trial):
     """A pack of three seeds as Tune holds it: one trial, results per member."""
 

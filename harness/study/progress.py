@@ -4,8 +4,8 @@
             | best val_accuracy 0.9412 (L-Adam dense10 seed 2) | ETA 01:48
 
 A Tune callback. On a terminal the line is redrawn in place (at most every `redraw_s`); when
-the output is a file or a pipe it is printed as a plain line (no escape codes) when a trial ends
-and at most every `interval_s` in between. Counts come from Tune's own trial list, so a resumed
+the output is a file or a pipe it is printed as a plain line (no escape codes) when the first
+trial starts, when a trial ends and at most every `interval_s` in between. Counts come from Tune's own trial list, so a resumed
 study counts the trials it finished before. ETA = seconds since this driver's first report /
 epochs reported since then × epochs left in the grid (a trial that ended early has none left):
 the rate of this session's training only, not of Ray's and the workers' start or the first
@@ -148,6 +148,11 @@ class ProgressPrinter(tune.Callback):
     def _better(self, value, config: dict) -> None:
         if isinstance(value, float) and value == value and (self.best is None or value > self.best[0]):
             self.best = (value, run_name(config))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        """The first line as soon as a trial starts (its first epoch, with Ray's and the step's
+        start, can take a minute); later starts only as the throttle allows."""
+        self._show(trials, force=self.last_print == float("-inf"))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         for member, reported in _reports(trial, result):
