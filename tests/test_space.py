@@ -10,7 +10,7 @@ import yaml
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.study.space import depth_part, flatten, load_space, trial_configs
-from harness.study.tuning import tune_configs
+from harness.study.tuning import rounds, tune_configs
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "search_spaces").rglob("*.yaml"))
@@ -28,11 +28,12 @@ def test_shipped_spaces_validate_and_expand(path):
     spec = load_space(path)
     if spec.tuning is None:
         configs = trial_configs(spec)
-        runs_per_arm = len(spec.seeds)
-    else:
+        assert len(configs) == len(spec.model.depths) * len(spec.optimizers) * len(spec.seeds)
+    else:  # the first round's arms: every arm, or the plain arms of a noise-only study
         configs = tune_configs(spec)
-        runs_per_arm = spec.tuning.budget
-    assert len(configs) == len(spec.model.depths) * len(spec.optimizers) * runs_per_arm
+        first = rounds(spec)[0]
+        assert len(first) == len(spec.model.depths) * len(spec.optimizers) // len(rounds(spec))
+        assert len(configs) == len(first) * spec.tuning.budget
     assert len({c["trial_key"] for c in configs}) == len(configs)
     # every Langevin arm has its baseline twin (same base optimizer, sigma 0, same depth) in the
     # study, or, for a part recorded in another study's experiment, in that study's file
