@@ -1,13 +1,16 @@
-"""`harness` on the cluster's head node, for `ray submit` (which copies a script and runs it there).
+"""`harness` on the cluster's head node: the entrypoint of `harness submit`'s Ray job, and a script
+for `ray submit` (which copies it alone to the head and runs it there).
 
     ray submit cluster/aws.yaml cluster/run_study.py run search_spaces/resnet20_cifar10.yaml \
         --storage-path s3://my-langevin-bucket/results
     ray submit cluster/aws.yaml cluster/run_study.py analyze resnet20_cifar10
 
-Runs from the file-mounted repository (~/langevin-harness, so search_spaces/ paths resolve) and,
-unless --tracking-uri is given, uses the head's MLflow server (the URI cluster/mlflow-server.sh
-wrote to ~/.mlflow/tracking_uri; its credentials come from ~/.mlflow/credentials). The Ray
-address is the cluster's own (`auto`) unless RAY_ADDRESS says otherwise.
+Runs in the checkout that holds this script (a job's working directory, as `harness submit` sent
+it), else in the file-mounted repository (~/langevin-harness, or LANGEVIN_REPO), so search_spaces/
+paths resolve. Unless --tracking-uri is given it uses the head's MLflow server (the URI
+cluster/mlflow-server.sh wrote to ~/.mlflow/tracking_uri; its credentials come from
+~/.mlflow/credentials). The Ray address is the cluster's own (`auto`) unless RAY_ADDRESS (set in a
+Ray job) says otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(os.environ.get("LANGEVIN_REPO", "~/langevin-harness")).expanduser()
+CHECKOUT = Path(__file__).resolve().parents[1]
+REPO = CHECKOUT if (CHECKOUT / "harness").is_dir() else \
+    Path(os.environ.get("LANGEVIN_REPO", "~/langevin-harness")).expanduser()
 TRACKING_URI_FILE = Path("~/.mlflow/tracking_uri").expanduser()
 
 

@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 COMMAND_MODULES = [
     "harness.demo",
     "harness.study.cli",
+    "harness.study.submit",
     "harness.ui",
     "harness.data.cli",
     "harness.analysis.cli",

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from harness.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -241,32 +244,120 @@ def test_onprem_config_is_a_list_of_private_hosts():
     assert "ssh_private_key" in config["auth"]
 
 
+UBUNTU_BASHRC = '# ~/.bashrc\ncase $- in *i*) ;; *) return;; esac\nexport LATER=1\n'
+# Ubuntu's ~/.profile, which a login shell reads: it sources ~/.bashrc
+UBUNTU_PROFILE = 'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
+NODE_LINES = ['export PATH="$HOME/venv/bin:$PATH"', "export RAY_AUTH_MODE=token",
+              "export RAY_TMPDIR=/tmp/langevin-$(id -u)"]
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_shell_on_a_node_has_ray_token_auth(tmp_path, path):
-    """The setup command puts RAY_AUTH_MODE=token first in ~/.bashrc (once, however often it
-    runs), so even a shell that stops at Ubuntu's early return for non-interactive shells, as
-    well as `ray exec`'s interactive login shell, sends the token."""
+def test_every_shell_on_a_node_finds_ray_and_sends_the_token(tmp_path, path):
+    """The setup command puts the venv on PATH, RAY_AUTH_MODE=token and the node's own Ray temp
+    dir first in ~/.bashrc (once, however often it runs), so a shell that stops at Ubuntu's early
+    return for non-interactive shells (`bash -l -c 'ray status'`, `ssh HOST CMD`) finds `ray` and
+    `harness` and sends the token, as does `ray exec`'s interactive login shell (which also runs
+    the start commands)."""
     (command,) = [c for c in _load(path)["setup_commands"] if "RAY_AUTH_MODE" in c]
     home = tmp_path / "home"
-    home.mkdir()
-    ubuntu = '# ~/.bashrc\ncase $- in *i*) ;; *) return;; esac\nexport LATER=1\n'
-    (home / ".bashrc").write_text(ubuntu)
+    (home / "venv" / "bin").mkdir(parents=True)
+    for tool in ("ray", "harness"):
+        script = home / "venv" / "bin" / tool
+        script.write_text(f"#!/bin/sh\necho venv-{tool}\n")
+        script.chmod(0o755)
+    (home / ".bashrc").write_text(UBUNTU_BASHRC)
+    (home / ".profile").write_text(UBUNTU_PROFILE)
     env = {"HOME": str(home), "PATH": os.environ["PATH"]}
     for _ in range(2):
         subprocess.run(["bash", "-c", command], env=env, check=True, timeout=30)
-    bashrc = (home / ".bashrc").read_text()
-    assert bashrc == "export RAY_AUTH_MODE=token\n" + ubuntu
+    assert (home / ".bashrc").read_text() == "\n".join(NODE_LINES) + "\n" + UBUNTU_BASHRC
     from ray.autoscaler._private.command_runner import _with_interactive  # what `ray exec` runs
 
-    for shell in (["bash", "-c", "source ~/.bashrc; echo $RAY_AUTH_MODE"],
-                  ["bash", "-c", " ".join(_with_interactive("echo $RAY_AUTH_MODE"))]):
+    probe = "ray; harness; echo $RAY_AUTH_MODE $RAY_TMPDIR"
+    expected = ["venv-ray", "venv-harness", f"token /tmp/langevin-{os.getuid()}"]
+    for shell in (["bash", "-l", "-c", probe], ["bash", "-c", f"source ~/.bashrc; {probe}"],
+                  ["bash", "-c", " ".join(_with_interactive(probe))]):
         out = subprocess.run(shell, env=env, capture_output=True, text=True, timeout=30,
                              stdin=subprocess.DEVNULL)
-        assert out.stdout.strip().splitlines()[-1] == "token", (shell, out.stdout, out.stderr)
+        assert out.stdout.strip().splitlines()[-3:] == expected, (shell, out.stdout, out.stderr)
     fresh = tmp_path / "fresh"  # a node without a ~/.bashrc yet
     fresh.mkdir()
     subprocess.run(["bash", "-c", command], env={**env, "HOME": str(fresh)}, check=True)
-    assert (fresh / ".bashrc").read_text() == "export RAY_AUTH_MODE=token\n"
+    assert (fresh / ".bashrc").read_text() == "\n".join(NODE_LINES) + "\n"
+
+
+def _start_commands(path: Path) -> list[str]:
+    config = _load(path)
+    return config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_start_commands_stop_only_this_clusters_ray(path):
+    config = _load(path)
+    for commands in (config["head_start_ray_commands"], config["worker_start_ray_commands"]):
+        assert commands[0] == "~/langevin-harness/cluster/ray-stop.sh"
+    assert not any(re.search(r"\bray stop\b", c) for c in _start_commands(path))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_start_commands_raise_open_files_only_as_far_as_the_hard_limit(path):
+    starts = [c for c in _start_commands(path) if "ray start" in c]
+    assert len(starts) == 2
+    for command in starts:
+        (limit,) = re.findall(r"ulimit[^;]*;", command)
+        for hard in (1024, None):  # a lowered hard limit, and this machine's own
+            lower = f"ulimit -n {hard}; " if hard else ""  # soft and hard
+            out = subprocess.run(["bash", "-c", f"{lower}{limit} ulimit -Sn; ulimit -Hn"],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0 and out.stderr == "", (limit, out.stderr)
+            soft, hard_now = out.stdout.split()
+            wanted = 65536 if hard_now == "unlimited" else min(65536, int(hard_now))
+            assert int(soft) == wanted, (limit, out.stdout)
+
+
+def _process(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_ray_stop_script_stops_this_clusters_ray_and_nothing_else(tmp_path):
+    """Stand-ins for Ray's processes: one naming a session under $RAY_TMPDIR/ray, with a child
+    that names nothing (a worker Ray renamed `ray::...`), one naming the GCS address Ray saved
+    there (the Ray Client server); and another cluster's: its own temp dir, a GCS port that only
+    begins like this one's."""
+    temp = tmp_path / "ours" / "ray"
+    temp.mkdir(parents=True)
+    (temp / "ray_current_cluster").write_text("127.0.0.9:6379")
+    keep = "sleep 300 & wait"
+    ours = [_process(["bash", "-c", keep, "raylet", f"--socket={temp}/session_1/sockets/raylet"]),
+            _process(["bash", "-c", keep, "client", "--address=127.0.0.9:6379", "--port=10001"])]
+    theirs = [_process(["bash", "-c", keep, "raylet", f"--socket={tmp_path}/other/ray/session_1"]),
+              _process(["bash", "-c", keep, "client", "--address=127.0.0.9:63790"])]
+    try:
+        time.sleep(0.5)
+        children = {proc.pid: [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+            for proc in ours + theirs}
+        assert all(len(c) == 1 for c in children.values()), children
+        result = subprocess.run([str(CLUSTER / "ray-stop.sh")], capture_output=True, text=True,
+                                env={**os.environ, "RAY_TMPDIR": str(tmp_path / "ours"),
+                                     "RAY_STOP_GRACE_S": "5"}, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "4 processes" in result.stdout, result.stdout
+        for proc in ours:
+            proc.wait(10)
+            assert not any(_alive(pid) for pid in children[proc.pid])
+        assert all(proc.poll() is None for proc in theirs)
+        assert all(_alive(pid) for proc in theirs for pid in children[proc.pid])
+    finally:
+        _stop_groups(ours + theirs)
 
 
 def test_readme_makes_the_token_file_private():
@@ -275,7 +366,178 @@ def test_readme_makes_the_token_file_private():
     assert readme.index("chmod 600 ~/.ray/auth_token") > generate
 
 
-# -- 2. the MLflow server script ---------------------------------------------------------------------
+# -- 2. `harness submit` on the laptop --------------------------------------------------------------
+def _git(checkout: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(checkout), "-c", "user.name=test", "-c",
+                           "user.email=test@example.invalid", *args], capture_output=True,
+                          text=True, check=True, timeout=60).stdout.strip()
+
+
+def _small_checkout(root: Path, git: bool = True) -> Path:
+    """A stand-in for this repository: cluster/run_study.py and a study file (synthetic data,
+    storage on S3), committed when `git`."""
+    (root / "cluster").mkdir(parents=True)
+    (root / "cluster" / "run_study.py").write_text("")
+    (root / "search_spaces").mkdir()
+    (root / "search_spaces" / "s.yaml").write_text(yaml.safe_dump(
+        {**SPACE, "name": "s", "storage_path": "s3://bucket/results"}, sort_keys=False))
+    if git:
+        _git(root, "init", "--quiet")
+        _git(root, "add", "-A")
+        _git(root, "commit", "--quiet", "-m", "study")
+    return root
+
+
+def test_submit_sends_the_checkout_its_commit_and_the_command_that_resumes(tmp_path,
+                                                                           monkeypatch):
+    from harness.cli import build_parser
+    from harness.study.submit import job_request
+
+    checkout = _small_checkout(tmp_path / "checkout")
+    monkeypatch.chdir(checkout)
+    flags = ["--tracking-uri", "http://10.0.0.5:5000", "--storage-path", "s3://b/r"]
+    args = build_parser().parse_args(["submit", str(checkout / "search_spaces" / "s.yaml"),
+                                      *flags])
+    address = "http://127.0.0.1:8265"
+    entrypoint, runtime_env = job_request(args, checkout, address)
+    assert entrypoint == ("python cluster/run_study.py run search_spaces/s.yaml "
+                          "--tracking-uri http://10.0.0.5:5000 --storage-path s3://b/r")
+    assert runtime_env == {"working_dir": str(checkout), "env_vars": {
+        "HARNESS_GIT_COMMIT": _git(checkout, "rev-parse", "--short", "HEAD"),
+        "HARNESS_GIT_DIRTY": "false",
+        "HARNESS_RESUME_COMMAND": f"harness submit search_spaces/s.yaml --address {address} "
+                                  + " ".join(flags),
+        "RAY_JOB_STOP_WAIT_TIME_S": "60"}}
+
+    (checkout / "notes.txt").write_text("not committed")  # an untracked file ships too
+    assert job_request(args, checkout, address)[1]["env_vars"]["HARNESS_GIT_DIRTY"] == "true"
+    _, runtime_env = job_request(build_parser().parse_args(["submit", "search_spaces/s.yaml"]),
+                                 checkout, address)
+    assert runtime_env["env_vars"]["HARNESS_RESUME_COMMAND"] == \
+        f"harness submit search_spaces/s.yaml --address {address}"
+    (tmp_path / "elsewhere.yaml").write_text("")
+    with pytest.raises(HarnessError, match="outside .*checkout"):
+        job_request(build_parser().parse_args(["submit", str(tmp_path / "elsewhere.yaml")]),
+                    checkout, address)
+
+
+def test_runs_record_the_commit_that_submit_sent(tmp_path, monkeypatch):
+    """The driver of a submitted study tags every run with the laptop's commit and dirty flag
+    from the job's environment (its copy of the checkout has no .git)."""
+    from study_helpers import smoke_space, trial_runs
+    from trainable_helpers import FakeTrial
+
+    from harness.study.space import trial_configs
+    from harness.study.tracking import MLflowRecorder
+
+    monkeypatch.setenv("HARNESS_GIT_COMMIT", "0123abc")
+    monkeypatch.setenv("HARNESS_GIT_DIRTY", "true")
+    _, spec = smoke_space(tmp_path, name="submitted", seeds=[0],
+                          model={"family": "dense", "depths": [2]},
+                          optimizers=[{"base": "adam", "learning_rate": 1.0e-3}])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    recorder = MLflowRecorder(uri, spec.experiment_name, spec.name)
+    recorder.on_trial_start(0, [], FakeTrial({"trial": trial_configs(spec)[0]}))
+    recorder.flush()
+    (run,) = trial_runs(uri, spec.experiment_name)
+    assert (run.data.tags["git_commit"], run.data.tags["git_dirty"]) == ("0123abc", "true")
+
+
+class _JobServer:
+    """A stand-in for the Ray dashboard's job server with token authentication: every request
+    without the token is refused as Ray's middleware refuses it (401 without a token, 403 with
+    another); `requests` lists the Authorization header of each request it got."""
+
+    def __init__(self, token: str):
+        import http.server
+        import threading
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                sent = self.headers.get("Authorization")
+                server.requests.append(sent)
+                status, text = ((401, "Unauthorized: Missing authentication token") if not sent
+                                else (403, "Forbidden: Invalid authentication token")
+                                if sent != f"Bearer {token}" else (200, '{"ray_version": "x"}'))
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(text.encode())
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.requests: list[str | None] = []
+        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self._http.shutdown()
+        self._http.server_close()
+
+
+@pytest.fixture
+def job_server():
+    server = _JobServer(token="the-clusters-token")
+    yield server
+    server.close()
+
+
+def _submit(checkout: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`harness submit` run from `checkout`, with `home` as HOME, no Ray settings but `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return subprocess.run([str(BIN / "harness"), "submit", *args], cwd=checkout,
+                          env={**base, "HOME": str(home), **env}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("harness submit: error: ")
+    return line
+
+
+@pytest.mark.parametrize("storage", [["--storage-path", "results"], []],
+                         ids=["relative", "none"])
+def test_submit_refuses_local_storage_before_sending_anything(tmp_path, job_server, storage):
+    checkout = _small_checkout(tmp_path / "checkout", git=False)
+    space = checkout / "search_spaces" / "s.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "name": "s"}))  # no storage_path in the file
+    line = _one_line_error(_submit(checkout, tmp_path, "search_spaces/s.yaml", "--address",
+                                   job_server.address, *storage))
+    assert "search_spaces/s.yaml: field 'storage_path' is" in line and "s3://" in line
+    assert job_server.requests == []
+
+
+@pytest.mark.parametrize("case", ["no auth mode", "wrong token file", "no token file"])
+def test_a_refused_ray_token_is_one_line_naming_what_to_set(tmp_path, job_server, case):
+    checkout = _small_checkout(tmp_path / "checkout", git=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    wrong = tmp_path / "old_token"
+    wrong.write_text("an-old-token")
+    env = {"no auth mode": {},
+           "wrong token file": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(wrong)},
+           "no token file": {"RAY_AUTH_MODE": "token"}}[case]
+    line = _one_line_error(_submit(checkout, home, "search_spaces/s.yaml", "--address",
+                                   job_server.address, **env))
+    assert job_server.address in line
+    if case == "no auth mode":
+        assert "export RAY_AUTH_MODE=token" in line and job_server.requests == [None]
+    elif case == "wrong token file":
+        assert f"refused the token in the token file {wrong} (RAY_AUTH_TOKEN_PATH)" in line
+        assert job_server.requests == ["Bearer an-old-token"]
+    else:
+        assert f"the token file {home}/.ray/auth_token is missing" in line
+        assert "RAY_AUTH_TOKEN_PATH" in line and job_server.requests == []
+
+
+# -- 3. the MLflow server script ---------------------------------------------------------------------
 def _flask_wtf_installed() -> bool:
     import importlib.util
 
@@ -350,17 +612,18 @@ def test_mlflow_server_script_serves_with_auth_and_host_checks(tmp_path):
     assert not _pids_naming(f"--port {port}")
 
 
-# -- 3. end to end: a study as a Ray job on a two-node cluster ---------------------------------------
+# -- 4. end to end: a study as a Ray job on a two-node cluster ---------------------------------------
 SPACE = {
     "name": "cluster_smoke",
     "description": "smoke study on synthetic data, submitted as a Ray job",
-    "dataset": {"name": "synthetic", "batch_size": 64, "validation_size": 100,
-                "options": {"train_size": 600, "test_size": 200}},
+    "dataset": {"name": "synthetic", "batch_size": 32, "validation_size": 100,
+                "options": {"train_size": 6000, "test_size": 200, "shape": [8, 8, 1]}},
     "model": {"family": "dense", "depths": [3]},
     "optimizers": [{"base": "adam", "learning_rate": 1.0e-3},
                    {"base": "adam", "learning_rate": 1.0e-3, "sigma": 1.0e-3}],
     "seeds": [0],
-    "epochs": 2,
+    # epochs of about a second, so that the job is stopped with its trials half-way
+    "epochs": 8,
     "resources": {"cpu": 1, "gpu": 0},
     "max_failures": 1,
 }
@@ -376,17 +639,47 @@ def _ray_node_ports() -> list[str]:
     return [f"{name}={port}" for name, port in zip(names, _free_ports(len(names)), strict=True)]
 
 
+def _checkout_of_this_tree(dest: Path) -> str:
+    """A clone of this repository at `dest` holding this working tree's files, committed there
+    (the job runs the code under test, and its commit is not this repository's); its HEAD."""
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(ROOT), str(dest)], check=True,
+                   timeout=120)
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        target = dest / name
+        if (ROOT / name).is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+        else:  # deleted in the working tree
+            target.unlink(missing_ok=True)
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "--quiet", "--allow-empty", "-m", "the working tree under test")
+    return _git(dest, "rev-parse", "--short", "HEAD")
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
+    """`harness submit` from a checkout (its working dir shipped, its commit recorded), `ray job
+    stop` half-way (the driver says how to resume, the open runs end KILLED), then the command it
+    printed, which resumes the study to its end."""
     from ray._private.utils import get_dashboard_dependency_error
 
     # ray[default] is a dependency: without the dashboard there is no job server at all
     assert get_dashboard_dependency_error() is None, get_dashboard_dependency_error()
-    from harness.study.run_schema import EPOCH_METRICS, STATUS_FINISHED, TAG_STATUS, TAG_TRIAL_KEY
+    from harness.study.run_schema import (
+        EPOCH_METRICS,
+        STATUS_FINISHED,
+        STATUS_INTERRUPTED,
+        TAG_STATUS,
+        TAG_TRIAL_KEY,
+    )
 
-    # A short temp dir of its own (Unix socket paths are limited to ~107 characters).
+    # Short temp dirs (Unix socket paths are limited to ~107 characters), one per raylet: a
+    # second raylet on one host sharing the head's would extract the job's working dir under it.
     ray_tmp = Path(tempfile.mkdtemp(prefix="rc-", dir="/tmp"))
+    worker_tmp = Path(tempfile.mkdtemp(prefix="rw-", dir="/tmp"))
     token = tmp_path / "ray_token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
@@ -395,12 +688,20 @@ def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
         "RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
         "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": f"{BIN}:{env.get('PATH', '')}",
+        # as on a cluster, a file-mounted repository that the job must not run in
+        "LANGEVIN_REPO": str(tmp_path),
     })
     gcs_port, dash_port, client_port, mlflow_port = _free_ports(4)
-    space = tmp_path / "cluster_smoke.yaml"
-    space.write_text(yaml.safe_dump(SPACE, sort_keys=False))
+    checkout = tmp_path / "checkout"
+    commit = _checkout_of_this_tree(checkout)
+    # the study file, not committed: the laptop's checkout is dirty
+    (checkout / "cluster_smoke.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
     tracking = f"http://127.0.0.1:{mlflow_port}"
     dashboard = f"http://127.0.0.1:{dash_port}"
+    results = tmp_path / "results"
+    submit = [str(BIN / "harness"), "submit", "cluster_smoke.yaml", "--address", dashboard,
+              "--tracking-uri", tracking, "--storage-path", str(results)]
+    api = f"{tracking}/api/2.0/mlflow"
     started: list[subprocess.Popen] = []
 
     def launch(args, log_name):
@@ -409,6 +710,29 @@ def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path)
         started.append(proc)
         return proc, log
+
+    def ray_job(*args) -> str:
+        done = subprocess.run([str(BIN / "ray"), "job", *args, "--address", dashboard], env=env,
+                              capture_output=True, text=True, timeout=180)
+        return done.stdout + done.stderr
+
+    def runs() -> list[dict]:
+        code, body = _http(f"{api}/experiments/get-by-name?experiment_name={SPACE['name']}")
+        if code != 200:
+            return []
+        code, body = _http(f"{api}/runs/search", {
+            "experiment_ids": [body["experiment"]["experiment_id"]], "max_results": 100})
+        assert code == 200, body
+        return body.get("runs", [])
+
+    def steps(run: dict, metric: str = "train_loss") -> list[int]:
+        code, body = _http(f"{api}/metrics/get-history?run_id={run['info']['run_id']}"
+                           f"&metric_key={metric}")
+        assert code == 200, body
+        return sorted(m["step"] for m in body.get("metrics", []))
+
+    def tags(run: dict) -> dict[str, str]:
+        return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
     try:
         head, head_log = launch([
@@ -431,7 +755,7 @@ def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
         worker, worker_log = launch([
             str(BIN / "ray"), "start", "--block", f"--address={NODE_IP}:{gcs_port}",
             f"--node-ip-address={NODE_IP}", "--num-cpus=2", "--num-gpus=0",
-            '--resources={"trial_node": 1}', *_ray_node_ports(),
+            f"--temp-dir={worker_tmp}", '--resources={"trial_node": 1}', *_ray_node_ports(),
         ], "ray_worker.log")
 
         def two_nodes():
@@ -443,61 +767,74 @@ def test_study_runs_as_a_ray_job_on_a_two_node_cluster(tmp_path):
         _wait_for(lambda: _http(f"{tracking}/health")[0] == 200, 90, "mlflow server",
                   mlflow, mlflow_log)
 
-        # The study as a Ray job: the driver runs on the head, trials on the worker (head: 0 CPU).
-        submission = f"cluster-smoke-{secrets.token_hex(3)}"
-        job = subprocess.run([
-            str(BIN / "ray"), "job", "submit", "--address", dashboard,
-            "--submission-id", submission, "--",
-            str(BIN / "harness"), "run", str(space), "--tracking-uri", tracking,
-            "--storage-path", str(tmp_path / "results"),
-        ], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        output = job.stdout + job.stderr
-        assert job.returncode == 0, output[-5000:]
-        assert "succeeded" in output.lower(), output[-3000:]
-        status = subprocess.run([str(BIN / "ray"), "job", "status", "--address", dashboard,
-                                 submission], env=env, capture_output=True, text=True, timeout=60)
-        assert "succeeded" in (status.stdout + status.stderr).lower()
+        # Submitted from the checkout: the driver runs on the head, trials on the worker (the
+        # head has no CPU), the code is the checkout's (working dir).
+        first = subprocess.run([*submit, "--no-wait"], env=env, capture_output=True, text=True,
+                               timeout=180, cwd=checkout)
+        assert first.returncode == 0, first.stdout + first.stderr
+        job = re.search(r"submitted as job (\S+) ", first.stdout).group(1)
 
-        # Every trial: exactly one run, FINISHED, status tag finished, one value per epoch.
-        api = f"{tracking}/api/2.0/mlflow"
-        code, body = _http(f"{api}/experiments/get-by-name?experiment_name={SPACE['name']}")
-        assert code == 200, body
-        experiment_id = body["experiment"]["experiment_id"]
-        code, body = _http(f"{api}/runs/search",
-                           {"experiment_ids": [experiment_id], "max_results": 100})
-        assert code == 200, body
-        runs = body.get("runs", [])
-        assert len(runs) == TRIALS, [r["info"]["run_name"] for r in runs]
-        keys = []
-        for run in runs:
-            info = run["info"]
-            tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
-            keys.append(tags[TAG_TRIAL_KEY])
-            assert info["status"] == "FINISHED", (info["run_name"], info["status"])
-            assert tags[TAG_STATUS] == STATUS_FINISHED, (info["run_name"], tags.get("error"))
+        def job_status() -> str | None:
+            code, body = _http(f"{dashboard}/api/jobs/{job}", headers=bearer)
+            return body.get("status") if code == 200 and isinstance(body, dict) else None
+
+        # Stopped with a trial half-way.
+        def half_way():
+            if job_status() in ("FAILED", "SUCCEEDED", "STOPPED"):
+                pytest.fail(f"job {job_status()} before the stop:\n{ray_job('logs', job)[-3000:]}")
+            return any(r["info"]["status"] == "RUNNING" and 1 <= len(steps(r)) <= 3
+                       for r in runs())
+
+        _wait_for(half_way, 300, "a trial half-way")
+        ray_job("stop", job)
+        output = ray_job("logs", job)
+        assert job_status() == "STOPPED", output[-3000:]
+        (resume,) = re.findall(r"interrupted: \d/2 trials ended; resume with: (.*)", output)
+        assert shlex.split(resume) == ["harness", *submit[1:]], resume
+        stopped = [r for r in runs() if r["info"]["status"] != "FINISHED"]
+        assert stopped, "every trial finished before the stop"
+        for run in stopped:
+            assert (run["info"]["status"], tags(run)[TAG_STATUS]) == ("KILLED", STATUS_INTERRUPTED)
+
+        # The command it printed resumes the study to its end.
+        again = subprocess.run([str(BIN / "harness"), *shlex.split(resume)[1:]], env=env,
+                               capture_output=True, text=True, timeout=400, cwd=checkout)
+        output = again.stdout + again.stderr
+        assert again.returncode == 0, output[-5000:]
+        assert "resuming study 'cluster_smoke'" in output and "SUCCEEDED" in output, output[-3000:]
+
+        # Every trial: exactly one run, FINISHED, one value per epoch, the checkout's commit.
+        final = runs()
+        assert len(final) == TRIALS, [r["info"]["run_name"] for r in final]
+        assert len({tags(r)[TAG_TRIAL_KEY] for r in final}) == TRIALS
+        for run in final:
+            name = run["info"]["run_name"]
+            assert run["info"]["status"] == "FINISHED", (name, run["info"]["status"])
+            assert tags(run)[TAG_STATUS] == STATUS_FINISHED, (name, tags(run).get("error"))
+            assert (tags(run)["git_commit"], tags(run)["git_dirty"]) == (commit, "true"), name
             for metric in EPOCH_METRICS:
-                code, body = _http(f"{api}/metrics/get-history?run_id={info['run_id']}"
-                                   f"&metric_key={metric}")
-                assert code == 200, body
-                steps = sorted(m["step"] for m in body.get("metrics", []))
-                assert steps == list(range(1, SPACE["epochs"] + 1)), (info["run_name"], metric)
-        assert len(set(keys)) == TRIALS
+                assert steps(run, metric) == list(range(1, SPACE["epochs"] + 1)), (name, metric)
         # Results and checkpoints went to the storage path the job was given.
-        assert (tmp_path / "results" / SPACE["name"]).is_dir()
+        assert (results / SPACE["name"]).is_dir()
     finally:
         _stop_groups(started)
-        _kill_leftovers([str(ray_tmp), str(tmp_path)])
+        _kill_leftovers([str(ray_tmp), str(worker_tmp), str(tmp_path)])
         shutil.rmtree(ray_tmp, ignore_errors=True)
+        shutil.rmtree(worker_tmp, ignore_errors=True)
     time.sleep(1)
     assert not _pids_naming(str(ray_tmp)), "processes of the test cluster outlived it"
 
 
 @pytest.mark.slow
 def test_run_study_helper_runs_harness_from_the_repo(tmp_path):
-    """`ray submit ... cluster/run_study.py run SPACE`: paths resolve in the repo, not the cwd."""
+    """`ray submit ... cluster/run_study.py run SPACE` copies the script alone to the head and
+    runs it there: paths resolve in the file-mounted repo (LANGEVIN_REPO), not the cwd. (In a
+    job of `harness submit` it runs in the checkout that holds it: the end-to-end test.)"""
+    script = tmp_path / "run_study.py"
+    shutil.copy(CLUSTER / "run_study.py", script)
     env = {**os.environ, "LANGEVIN_REPO": str(ROOT), "HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, str(CLUSTER / "run_study.py"), "run", "search_spaces/smoke.yaml",
-         "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        [sys.executable, str(script), "run", "search_spaces/smoke.yaml", "--dry-run"], env=env,
+        cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "study 'smoke'" in result.stdout and "trial_key" in result.stdout

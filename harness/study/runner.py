@@ -9,7 +9,9 @@ per-epoch checkpoints and the `MLflowRecorder` + `ProgressPrinter` callbacks. Re
 Rerunning the same study, or `harness run --resume NAME`, restores the Tuner and runs only what
 is unfinished or errored (`Tuner.restore(resume_unfinished=True, resume_errored=True)`); the
 recorder reattaches every trial to its own MLflow run. A restored study keeps the tracking URI
-and concurrency it started with (they live in Tune's saved state).
+and concurrency it started with (they live in Tune's saved state). Ctrl-C or SIGTERM (`ray job
+stop`) stops a study gracefully: its open runs end KILLED and the driver prints the command that
+resumes it (`harness submit`'s own command for a submitted study, `RESUME_ENV`).
 
 A tuned study (`tuning:` block, `harness.study.tuning`) runs its phases as Tune experiments
 under `storage_path/NAME`: `tune` (K trials per arm), `screen` (with `tuning.screen`: the kept
@@ -26,6 +28,7 @@ its child, and a study with a declared decision one design run (`tracking.record
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -39,6 +42,9 @@ from harness.study.space import StudySpec, parse_space, trial_configs
 from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
 
 SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
+# The command that resumes a study submitted as a Ray job, set by `harness submit` (on the cluster
+# `harness run --resume NAME` would not find it).
+RESUME_ENV = "HARNESS_RESUME_COMMAND"
 
 
 @dataclass
@@ -410,6 +416,32 @@ def _save_space(spec: StudySpec, experiment_dir: str) -> None:
     )
 
 
+def _resume_command(spec: StudySpec) -> str:
+    return os.environ.get(RESUME_ENV) or f"harness run --resume {spec.name}"
+
+
+def _stop_as_interrupt(signum, frame) -> None:
+    """SIGTERM (`ray job stop`, `kill`) stops the study as Ctrl-C does: inside a Tune phase Tune's
+    own SIGINT handler ends it gracefully, between phases a KeyboardInterrupt. (A Ray job's driver
+    has SIGINT blocked, so the signal itself could not be sent on.)"""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):  # SIGINT ignored, as in a background job of a script
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_study():
+    if threading.current_thread() is not threading.main_thread():  # no signals there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop_as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def load_saved_space(name: str, storage_path: str | None) -> StudySpec:
     """The search space of a study started before under `storage_path/name` (for --resume)."""
     import yaml
@@ -467,23 +499,24 @@ def run_study(
         _save_space(spec, experiment_dir)
 
     try:
-        if spec.tuning is None:
-            outcome, _ = _fit(spec, trial_configs(spec), storage, spec.name, tracking_uri,
-                              max_concurrent, out, f"study {spec.name!r}")
-        else:
-            outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out)
-    except KeyboardInterrupt:  # Ctrl-C outside Tune's own handling (between phases)
+        with _sigterm_stops_the_study():
+            if spec.tuning is None:
+                outcome, _ = _fit(spec, trial_configs(spec), storage, spec.name, tracking_uri,
+                                  max_concurrent, out, f"study {spec.name!r}")
+            else:
+                outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside Tune's own handling (between phases)
         outcome = None
     finally:
         closed = close_running_runs(tracking_uri, spec.experiment_name)
     if outcome is None:
         out(f"study {spec.name!r} interrupted between phases; resume with: "
-            f"harness run --resume {spec.name}")
+            f"{_resume_command(spec)}")
         return StudyOutcome(0, 0, 0, stopped=True)
     total = outcome.total
     if outcome.interrupted or closed:
         out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
-            f"ended; resume with: harness run --resume {spec.name}")
+            f"ended; resume with: {_resume_command(spec)}")
     else:
         out(f"study {spec.name!r} done: {outcome.finished} trials ended, {outcome.errored} failed; "
             f"analyse with: harness analyze {spec.experiment_name}")

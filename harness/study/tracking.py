@@ -26,6 +26,7 @@ config becomes tags of the parent (`record_choices`).
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import tempfile
 import time
@@ -84,14 +85,38 @@ PROVENANCE_KEYS = ("devices", "tensorflow_version", "replicas", "ray_gpu_ids", "
 PACK_PROVENANCE_KEYS = ("pack_step",)
 
 
-@functools.cache
-def _git_commit() -> str:
+# The run tags of the code's provenance, and the variables `harness submit` sends them in (a Ray
+# job's copy of the checkout has no .git to read them from).
+GIT_TAGS = {"git_commit": "HARNESS_GIT_COMMIT", "git_dirty": "HARNESS_GIT_DIRTY"}
+
+
+def checkout_provenance(folder: Path) -> dict[str, str]:
+    """The `GIT_TAGS` of the git checkout holding `folder`: its commit (short hash) and whether its
+    files differ from it ("true" when a tracked file changed or a file git does not ignore is
+    untracked, else "false"); "unknown" outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=folder, check=True).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):
+        return dict.fromkeys(GIT_TAGS, "unknown")
+    return {"git_commit": commit, "git_dirty": "true" if dirty else "false"}
+
+
+@functools.cache
+def _package_provenance() -> dict[str, str]:
+    return checkout_provenance(Path(__file__).parent)
+
+
+def git_provenance() -> dict[str, str]:
+    """Every run's `GIT_TAGS`: as `harness submit` read them from the laptop's checkout, else
+    those of the checkout this package runs from."""
+    if GIT_TAGS["git_commit"] in os.environ:
+        return {tag: os.environ.get(variable, "unknown") for tag, variable in GIT_TAGS.items()}
+    return _package_provenance()
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:
@@ -114,7 +139,8 @@ def run_name(config: dict) -> str:
 
 
 def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
-    """End the trial runs a stopped driver left RUNNING as FAILED, status tag `interrupted`.
+    """End the trial runs a stopped driver left RUNNING as KILLED (stopped, not broken), status
+    tag `interrupted`.
 
     A later `harness run --resume` reopens them (same trial_key) and finishes them. Arm runs
     stay RUNNING until their study's final phase is done.
@@ -129,7 +155,7 @@ def close_running_runs(tracking_uri: str, experiment_name: str) -> int:
                               f"tags.{TAG_RUN_KIND} = '{RUN_KIND_TRIAL}'", max_results=50000)
     for run in runs:
         client.set_tag(run.info.run_id, TAG_STATUS, STATUS_INTERRUPTED)
-        client.set_terminated(run.info.run_id, status="FAILED")
+        client.set_terminated(run.info.run_id, status="KILLED")
     return len(runs)
 
 
@@ -192,7 +218,7 @@ def ensure_arm_runs(tracking_uri: str, spec) -> dict[str, str]:
                 TAG_PAIR: arm.optimizer.base, TAG_BUDGET: str(tuning.budget),
                 TAG_VARIANT: arm.optimizer.variant,
                 "optimizer": arm.optimizer.display, "depth": str(arm.depth),
-                "git_commit": _git_commit()}
+                **git_provenance()}
         run = client.create_run(experiment_id, tags=tags, run_name=arm.name)
         params = {"budget": tuning.budget, "sampler": tuning.sampler, "sampler_seed": tuning.seed,
                   "metric": tuning.metric, "mode": tuning.mode,
@@ -381,7 +407,7 @@ class MLflowRecorder(tune.Callback):
             "model": config["model"],
             "depth": str(config["depth"]),
             "seed": str(config["seed"]),
-            "git_commit": _git_commit(),
+            **git_provenance(),
             "ray_version": ray.__version__,
             "mlflow.runName": run_name(config),
         }
