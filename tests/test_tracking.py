@@ -251,7 +251,7 @@ def test_a_stopped_study_closes_its_runs_and_a_resume_reopens_them(study, trials
     runs = {r.data.tags["trial_key"]: r for r in study.runs()}
     done, stopped = (runs[t.config["trial"]["trial_key"]] for t in trials)
     assert (done.info.status, done.data.tags["status"]) == ("FINISHED", "finished")
-    assert (stopped.info.status, stopped.data.tags["status"]) == ("FAILED", "interrupted")
+    assert (stopped.info.status, stopped.data.tags["status"]) == ("KILLED", "interrupted")
 
     resumed = study.recorder()  # `harness run --resume`: a new driver
     resumed.on_trial_start(0, [], trials[1])

@@ -5,7 +5,8 @@
     harness submit SPACE.yaml --no-wait          # print the job's id and return
 
 Run it from the root of this checkout. Before anything is sent the file is validated as `harness
-run` validates it, and a relative or missing storage path is refused (on the cluster it would land
+run --dry-run` validates it (no TensorFlow; the job builds every optimizer and network before its
+first trial), and a relative or missing storage path is refused (on the cluster it would land
 in the job's working directory, which Ray deletes after the job). Then Ray's job submission gets
 the checkout as the job's working directory (what git ignores stays behind), with the checkout's
 commit and dirty flag (the tags `git_commit` and `git_dirty` of every run: the cluster's copy has
@@ -153,7 +154,9 @@ def submit(args: argparse.Namespace) -> int:
 
     checkout = Path.cwd()
     with quiet_start(verbose=False, import_tensorflow=False):  # libraries' start-up lines
-        spec = load_space(args.space)
+        # every check without TensorFlow (seconds); the job builds each optimizer and network
+        # once more before its first trial
+        spec = load_space(args.space, build=False)
         _refuse_local_storage(args.storage_path or spec.storage_path, args.space)
         address = args.address or os.environ.get("RAY_ADDRESS")
         if not address:
