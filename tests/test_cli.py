@@ -113,6 +113,34 @@ def test_a_refused_study_file_and_an_unknown_study_answer_without_tensorflow(tmp
     assert imported == set(), imported
 
 
+def test_an_unknown_study_in_a_sqlite_store_is_refused_before_mlflow_as_mlflow_would(tmp_path):
+    """The standard library's read of the store refuses with find_experiment's own line (active
+    names listed, Default left out), knows what MLflow finds (a name, an id, a deleted one), and
+    no MLflow is imported for it."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.errors import HarnessError
+    from harness.study.tracking_uri import find_experiment, mlflow_client, refuse_unknown_study
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    kept = client.create_experiment("kept")
+    client.delete_experiment(client.create_experiment("deleted"))
+    for known, name in (("kept", "kept"), (kept, "kept"), ("deleted", "deleted")):
+        refuse_unknown_study(uri, known)
+        assert find_experiment(mlflow_client(uri), known, uri).name == name
+    refusals = []
+    for refuse in (lambda: refuse_unknown_study(uri, "absent"),
+                   lambda: find_experiment(mlflow_client(uri), "absent", uri)):
+        with pytest.raises(HarnessError) as refused:
+            refuse()
+        refusals.append(str(refused.value))
+    assert refusals[0] == refusals[1] == f"unknown study 'absent' in {uri}; studies: kept"
+    code, imported, err = _imported("analyze", "absent", "--tracking-uri", uri, cwd=tmp_path)
+    assert code == 2 and refusals[0] in err
+    assert imported == set(), imported
+
+
 @pytest.mark.parametrize("argv", [["smoke.yaml", "--depths", "3"], ["smoke_tuned.yaml"],
                                   ["smoke_decided.yaml"]])
 def test_a_dry_run_of_a_good_file_answers_without_tensorflow(argv, tmp_path):

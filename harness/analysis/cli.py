@@ -119,9 +119,15 @@ def load(args: argparse.Namespace):
     if args.from_dir is None:
         if args.study is None:
             raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
-        from harness.study.tracking_uri import default_tracking_uri, find_experiment, mlflow_client
+        from harness.study.tracking_uri import (
+            default_tracking_uri,
+            find_experiment,
+            mlflow_client,
+            refuse_unknown_study,
+        )
 
         uri = args.tracking_uri or default_tracking_uri()
+        refuse_unknown_study(uri, args.study)  # a SQLite store: before MLflow's import
         find_experiment(mlflow_client(uri), args.study, uri)  # refused before pandas' import
         from harness.analysis.load import load_study
 

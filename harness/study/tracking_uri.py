@@ -85,8 +85,37 @@ def find_experiment(client, study: str, tracking_uri: str):
         except MlflowException:
             experiment = None
     if experiment is None:
-        names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
-        raise HarnessError(
-            f"unknown study {study!r} in {tracking_uri}; studies: {', '.join(names) or '(none)'}"
-        )
+        raise _unknown_study(study, tracking_uri, [e.name for e in client.search_experiments()])
     return experiment
+
+
+def _unknown_study(study: str, tracking_uri: str, names) -> HarnessError:
+    names = sorted(name for name in names if name != "Default")
+    return HarnessError(
+        f"unknown study {study!r} in {tracking_uri}; studies: {', '.join(names) or '(none)'}")
+
+
+def refuse_unknown_study(tracking_uri: str, study: str) -> None:
+    """`find_experiment`'s refusal of a study a SQLite store does not hold, read with the
+    standard library from MLflow's `experiments` table (names and ids), so it answers
+    before MLflow's import (two seconds). Any other store, or a table this query cannot read,
+    is left to `find_experiment`."""
+    import contextlib
+    import sqlite3
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not database.is_file():
+        return  # mlflow_client says so
+    try:
+        with contextlib.closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as store:
+            rows = store.execute("SELECT experiment_id, name, lifecycle_stage "
+                                 "FROM experiments").fetchall()
+    except sqlite3.Error:
+        return
+    # MLflow finds a deleted experiment by name or id too; it lists only the active ones
+    if not any(study in (str(experiment_id), name) for experiment_id, name, _ in rows):
+        raise _unknown_study(study, tracking_uri,
+                             [name for _, name, stage in rows if stage == "active"])
