@@ -302,6 +302,10 @@ def test_cli_writes_report_logs_analysis_run_and_prints_table(store, tmp_path, c
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     assert lines[0].startswith("In short: each Langevin arm against its baseline at the deepest")
+    report = (out / "report.md").read_text().splitlines()
+    assert report[0] == f"# Analysis of study `{STUDY}`"
+    assert report[2].startswith("## In short: each Langevin arm against its baseline")  # the answer
+    assert report[4].startswith("- mnist/dense depth ")  # first, then what the tables count
     header = lines[lines.index(next(x for x in lines if x.startswith("test_accuracy per"))) + 2]
     assert header.split()[:3] == ["dataset", "model", "depth"] and "L-Adam" in header
     assert "CI is above 0 from depth 20 on" in printed

@@ -29,6 +29,7 @@ class Trial:
         self.config = {"trial": {"trial_key": f"dense3-Adam-s{seed}", "optimizer": "Adam",
                                  "model": "dense", "depth": 3, "seed": seed}}
         self.status, self.last_result, self.error = status, {"epoch": epoch}, error
+        self.trial_id = f"trial{seed}"
         self.num_failures = 1
         self.error_file = None
 
@@ -66,7 +67,8 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
 def test_the_first_line_comes_when_the_first_trial_starts_not_at_its_first_epoch():
     out = io.StringIO()
     printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)
-    trials = [Trial(0, "RUNNING"), Trial(1, "RUNNING"), Trial(2, "PENDING")]
+    # Tune calls on_trial_start before it marks the trial RUNNING
+    trials = [Trial(0, "PENDING"), Trial(1, "RUNNING"), Trial(2, "PENDING")]
     printer.on_trial_start(0, trials, trials[0])
     printer.on_trial_start(0, trials, trials[1])  # within the interval: no second line
     lines = out.getvalue().splitlines()

@@ -238,13 +238,12 @@ def markdown(analysis: Analysis, plot_names: list[str]) -> str:
         if is_accuracy(analysis.metric)
         else "diverged and failed runs are left out of this metric and counted"
     )
-    sections = [
-        f"# Analysis of study `{analysis.study.name}`",
-        f"{len(trials)} {which} ({counts}); metric `{analysis.metric}`; {failures}; the tables "
-        f"show how many. {MINIMUM_N} Store: `{analysis.study.tracking_uri}`, experiment "
-        f"{analysis.study.experiment_id}.",
-    ]
-    sections += [f"## {title}\n\n{_as_markdown(body)}" for title, body in analysis.sections()]
+    parts = [f"## {title}\n\n{_as_markdown(body)}" for title, body in analysis.sections()]
+    context = (f"{len(trials)} {which} ({counts}); metric `{analysis.metric}`; {failures}; the "
+               f"tables show how many. {MINIMUM_N} Store: `{analysis.study.tracking_uri}`, "
+               f"experiment {analysis.study.experiment_id}.")
+    # the answer first (the declared verdict, or the deepest comparison in plain words)
+    sections = [f"# Analysis of study `{analysis.study.name}`", *parts[:1], context, *parts[1:]]
     if analysis.to_target is not None:
         sections += [
             f"## Time to {CURVE_METRIC} ≥ {analysis.target:g}",

@@ -75,6 +75,7 @@ class ProgressPrinter(tune.Callback):
         self.rate_from: tuple[float, int] | None = None  # (time, session_epochs) at 1st report
         self.epochs_done: dict[str, int] = {}
         self.ended: set[str] = set()  # ended in this session, before Tune updates their status
+        self.launched: set[str] = set()  # Tune trial ids started, before Tune says RUNNING
         self.failed = self.diverged = 0
         self.best: tuple[float, str] | None = None
         self.drawn = False  # a redrawable line is on the terminal
@@ -98,7 +99,8 @@ class ProgressPrinter(tune.Callback):
     def line(self, trials) -> str:
         ended = {m["trial_key"] for t in trials if t.status in ENDED for m in _members(t)}
         ended |= self.ended
-        running = sum(t.status == "RUNNING" and m["trial_key"] not in ended
+        running = sum((t.status == "RUNNING" or t.trial_id in self.launched)
+                      and t.status not in ENDED and m["trial_key"] not in ended
                       for t in trials for m in _members(t))
         reported = {m["trial_key"]: r for t in trials for m, r in _reports(t, t.last_result)}
         left = 0
@@ -152,6 +154,7 @@ class ProgressPrinter(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         """The first line as soon as a trial starts (its first epoch, with Ray's and the step's
         start, can take a minute); later starts only as the throttle allows."""
+        self.launched.add(trial.trial_id)
         self._show(trials, force=self.last_print == float("-inf"))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
