@@ -411,8 +411,9 @@ def _save_space(spec: StudySpec, experiment_dir: str) -> None:
     if "://" in experiment_dir:
         return  # remote storage: resume by rerunning `harness run SPACE.yaml`
     Path(experiment_dir).mkdir(parents=True, exist_ok=True)
+    # the fields the file set (defaults stay defaults: a tuned study refuses an explicit `seeds`)
     (Path(experiment_dir) / SPACE_COPY).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+        yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False)
     )
 
 
