@@ -56,14 +56,20 @@ def check_credentials(tracking_uri: str) -> None:
         ) from None
 
 
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a sqlite:// URI (None for an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(tracking_uri).database
+    return Path(database) if database else None
+
+
 def mlflow_client(tracking_uri: str):
     """An MlflowClient on `tracking_uri` (telemetry off); refuses a sqlite file that does not exist
     instead of letting MLflow create an empty store there."""
     if tracking_uri.startswith("sqlite:"):  # before MLflow's import: a second's work
-        from sqlalchemy.engine import make_url
-
-        database = make_url(tracking_uri).database
-        if not database or not Path(database).is_file():
+        database = _sqlite_file(tracking_uri)
+        if not database or not database.is_file():
             raise HarnessError(f"no MLflow store at {tracking_uri} (pass --tracking-uri)")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -103,11 +109,9 @@ def refuse_unknown_study(tracking_uri: str, study: str) -> None:
     import contextlib
     import sqlite3
 
-    if not tracking_uri.startswith("sqlite:///"):
-        return
-    database = Path(tracking_uri.removeprefix("sqlite:///"))
-    if not database.is_file():
-        return  # mlflow_client says so
+    database = _sqlite_file(tracking_uri) if tracking_uri.startswith("sqlite:") else None
+    if not database or not database.is_file():
+        return  # another store, or none: find_experiment or mlflow_client says so
     try:
         with contextlib.closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro",
                                                 uri=True)) as store:
