@@ -209,8 +209,8 @@ def test_dry_run_says_which_step_mode_each_pack_takes_and_why(tmp_path, capsys):
 def test_a_shipped_study_is_resumed_from_its_saved_copy_as_it_was_given(path, tmp_path):
     """`harness run --resume NAME` reads the copy the run saved beside Tune's state: the same
     study (a tuned one too, whose saved defaults must not read as fields it may not set)."""
-    from harness.study.runner import _save_space, load_saved_space
+    from harness.study import saved_space
 
     spec = load_space(path, build=False)
-    _save_space(spec, str(tmp_path / spec.name))
-    assert load_saved_space(spec.name, str(tmp_path)) == spec
+    saved_space.save(spec, str(tmp_path / spec.name))
+    assert saved_space.load(spec.name, str(tmp_path)) == spec

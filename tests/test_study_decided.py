@@ -91,6 +91,7 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
                               capture_output=True, text=True, timeout=300)
     assert analyzed.returncode == 0, analyzed.stdout + analyzed.stderr
     text = (report / "report.md").read_text()
+    assert "declared with the study file, before any trial;" in text
     assert text.index("## Verdict: the declared tests (primary)") < text.index("## Tuning protocol")
     declared = pd.read_csv(report / "declared.csv")
     verdicts = state["decision"]["verdicts"]
@@ -138,3 +139,72 @@ def test_noise_only_tunes_sigma_at_the_plain_choice_in_a_second_round(tmp_path):
         plain["values"]["learning_rate"]}
     finals = Counter(r.data.tags["arm"] for r in runs if r.data.tags["phase"] == "final")
     assert finals == {"synthetic-dense3-Adam": 2, "synthetic-dense3-L-Adam": 2}
+
+
+def test_a_decision_declared_from_the_tuning_outcomes_runs_the_finals_it_declares(tmp_path):
+    """`--tuning-only` stops once the choices are saved and prints how often each arm trained;
+    the file with a decision added then runs the finals, the declaration recorded with the
+    sha256 of the choices it followed; any other change to the file is refused."""
+    import hashlib
+
+    data = yaml.safe_load(tiny_decided_space(tmp_path).read_text())
+    decision = data.pop("decision")
+    decision["looks"] = [2]
+    space = tmp_path / "tiny_decided.yaml"
+    space.write_text(yaml.safe_dump(data))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    study = tmp_path / "results" / "tiny_decided"
+
+    def harness_run(*flags):
+        return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(space),
+                               "--storage-path", str(tmp_path / "results"), *flags],
+                              env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+
+    tuned = harness_run("--tuning-only")
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert "tuning outcomes (trained: val_accuracy above 0.2000 at the last epoch):" in \
+        tuned.stdout
+    for arm in ("synthetic-dense3-Adam", "synthetic-dense3-L-Adam"):
+        assert f"  {arm}: " in tuned.stdout and "of 4 tuning points trained; the chosen point" \
+            in tuned.stdout
+    assert "tuning done (12 trials ended, 0 failed); the finals have not started" in tuned.stdout
+    assert (study / "choices.json").is_file()
+    assert not (study / "looks.json").exists() and not list(study.glob("final*"))
+    assert {r.data.tags["phase"] for r in trial_runs(uri, "tiny_decided")} == {"tune"}
+
+    space.write_text(yaml.safe_dump({**data, "epochs": 3, "decision": decision}))
+    refused = harness_run()
+    assert refused.returncode != 0
+    assert "field epochs differs from the study 'tiny_decided' started" in refused.stderr
+    assert "Traceback" not in refused.stderr + refused.stdout
+
+    space.write_text(yaml.safe_dump({**data, "decision": decision}))
+    finals = harness_run()
+    assert finals.returncode == 0, finals.stdout + finals.stderr
+    assert "decision declared after tuning, before the finals" in finals.stdout
+    assert "choices read from" in finals.stdout and "look 1 of 1" in finals.stdout
+    runs = trial_runs(uri, "tiny_decided")
+    assert Counter(r.data.tags["phase"] for r in runs)["tune"] == 12  # tuning not run again
+    cells = Counter(r.data.tags["arm"] for r in runs if r.data.tags["phase"] == "final")
+    assert cells["synthetic-dense3-Adam"] == cells["synthetic-dense3-L-Adam"] == 2
+    sha = hashlib.sha256((study / "choices.json").read_bytes()).hexdigest()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny_decided")
+    (design,) = client.search_runs([experiment.experiment_id], "tags.run_kind = 'design'")
+    assert design.data.tags["decision_declared"].startswith("after tuning, before the finals, at")
+    assert design.data.tags["decision_declared"].endswith(f"(choices.json sha256 {sha})")
+    assert json.loads(design.data.tags["decision"])["looks"] == [2]
+
+    # the report says when the decision was declared, from the store and from its export
+    for source in (["tiny_decided"], ["--from", str(tmp_path / "report")]):
+        out = tmp_path / ("again" if source[0] == "--from" else "report")
+        analyzed = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", *source,
+                                   "--out", str(out)], env={**os.environ,
+                                                            "MLFLOW_TRACKING_URI": uri},
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert analyzed.returncode == 0, analyzed.stdout + analyzed.stderr
+        assert "declared after tuning, before the finals, at " in \
+            (out / "report.md").read_text()
+        assert (out / "design" / "declared.txt").read_text() == \
+            design.data.tags["decision_declared"]

@@ -205,6 +205,38 @@ def test_an_arm_whose_trials_all_failed_still_gets_a_deterministic_choice(tmp_pa
     assert again.point == 0 and math.isnan(again.score)
 
 
+def test_trained_counts_say_how_often_each_arm_and_its_chosen_point_trained(tmp_path):
+    """The table a decision is declared from after tuning: a trial trained when it finished with
+    its last-epoch accuracy above the threshold (a diverged one never, whatever it reached)."""
+    from harness.study.tuning import failed_score, screen_configs, trained_lines
+
+    spec = spec_of(tmp_path, optimizers=[{"base": "adam"}],
+                   **{"tuning.budget": 4, "tuning.screen": {"top": 2, "seeds": 3}})
+    stage_one = tune_configs(spec)
+    keys = [c["trial_key"] for c in stage_one]
+    outcomes = {keys[0]: outcome("finished", 0.9, 0.95),
+                keys[1]: outcome("finished", 0.9, 0.15),     # trained, then fell to chance
+                keys[2]: outcome("diverged", 0.99, float("nan")),
+                keys[3]: outcome("finished", 0.3, 0.6)}
+    screened = screen_configs(spec, stage_one, outcomes, failed_score(spec))
+    assert sorted({c["point"] for c in screened}) == [0, 3]
+    by_point = {p: [c["trial_key"] for c in screened if c["point"] == p] for p in (0, 3)}
+    outcomes |= {by_point[0][0]: outcome("finished", 0.5, 0.2),   # 0.2 is not above 0.2
+                 by_point[0][1]: outcome("finished", 0.5, 0.21),
+                 by_point[3][0]: outcome("finished", 0.7, 0.7),
+                 by_point[3][1]: outcome("finished", 0.7, 0.7)}
+    choices = choose(spec, outcomes, stage_one, screened)
+    (name,) = choices
+    assert choices[name].point == 3  # mean 0.667 beats 0.453
+    assert trained_lines(spec, stage_one, screened, outcomes, choices, 0.2) == [
+        f"  {name}: 2 of 4 tuning points trained; the chosen point 3 on 3 of 3 seeds"]
+    assert trained_lines(spec, stage_one, screened, outcomes, choices, 0.65) == [
+        f"  {name}: 1 of 4 tuning points trained; the chosen point 3 on 2 of 3 seeds"]
+    by_loss = spec_of(tmp_path, optimizers=[{"base": "adam"}],
+                      **{"tuning.metric": "val_loss", "tuning.mode": "min"})
+    assert trained_lines(by_loss, stage_one, screened, outcomes, choices, 0.2) == []
+
+
 def test_finals_rerun_each_arms_choice_on_the_fresh_seeds(tmp_path):
     spec = spec_of(tmp_path, **{"tuning.final_seeds": 4, "tuning.seeds": [0, 2]})
     assert spec.tuning.final_seed_list == [1, 3, 4, 5]

@@ -29,7 +29,7 @@ import pandas as pd
 
 from harness.analysis.load import Study
 from harness.errors import HarnessError
-from harness.study.run_schema import DESIGN_FILES
+from harness.study.run_schema import DESIGN_DECLARED, DESIGN_FILES
 
 RUNS, EPOCHS, ARMS, META = "runs.csv", "epochs.csv", "arms.csv", "study.json"
 DESIGN = "design"  # folder of the design run's files
@@ -97,7 +97,8 @@ def load_exported(directory: Path) -> Study:
         design = None
         if (directory / DESIGN).is_dir():
             design = {name: (directory / DESIGN / name).read_text(encoding="utf-8")
-                      for name in DESIGN_FILES}
+                      for name in DESIGN_FILES + (DESIGN_DECLARED,)
+                      if name in DESIGN_FILES or (directory / DESIGN / name).is_file()}
         return Study(
             name=meta["name"],
             experiment_id=meta["experiment_id"],

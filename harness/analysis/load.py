@@ -45,6 +45,7 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.study.run_schema import (
+    DESIGN_DECLARED,
     DESIGN_FILES,
     EPOCH_METRICS,
     RANGE_PREFIX,
@@ -53,6 +54,7 @@ from harness.study.run_schema import (
     RUN_KIND_TRIAL,
     STATUS_FAILED,
     TAG_ARM,
+    TAG_DECLARED,
     TAG_PAIR,
     TAG_PHASE,
     TAG_RUN_KIND,
@@ -162,7 +164,8 @@ def load_study(study: str, tracking_uri: str | None = None,
 
 
 def _design_files(client, experiment_id: str) -> dict[str, str] | None:
-    """The design run's files (spec, choices, looks) as text; None without a design run."""
+    """The design run's files (spec, choices, looks) as text, and when its decision was declared
+    (`DESIGN_DECLARED`, from its tag, when recorded); None without a design run."""
     import tempfile
 
     runs = _search_all(client, experiment_id, f"tags.{TAG_RUN_KIND} = '{RUN_KIND_DESIGN}'")
@@ -182,6 +185,8 @@ def _design_files(client, experiment_id: str) -> dict[str, str] | None:
                     "harness): resume the study with `harness run` once more to record it"
                 ) from None
             files[name] = Path(path).read_text(encoding="utf-8")
+    if TAG_DECLARED in runs[0].data.tags:
+        files[DESIGN_DECLARED] = runs[0].data.tags[TAG_DECLARED]
     return files
 
 

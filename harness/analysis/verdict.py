@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.study.looks import LookState, add_look, hypotheses, seed_counts
-from harness.study.run_schema import DESIGN_CHOICES, DESIGN_LOOKS, DESIGN_SPEC
+from harness.study.run_schema import (
+    DESIGN_CHOICES,
+    DESIGN_DECLARED,
+    DESIGN_LOOKS,
+    DESIGN_SPEC,
+)
 from harness.study.space import StudySpec
 
 COLUMNS = [
@@ -34,6 +39,7 @@ class Design:
     spec: StudySpec
     choices: dict  # arm name -> tuning.Choice
     recorded: LookState | None  # the driver's looks (None: not recorded)
+    declared: str | None = None  # when the decision was declared (None: not recorded)
 
 
 def design_of(files: dict[str, str] | None) -> Design | None:
@@ -44,7 +50,7 @@ def design_of(files: dict[str, str] | None) -> Design | None:
         return None
     return Design(StudySpec.model_validate_json(files[DESIGN_SPEC]),
                   choices_from_json(files[DESIGN_CHOICES]),
-                  LookState.from_json(files[DESIGN_LOOKS]))
+                  LookState.from_json(files[DESIGN_LOOKS]), files.get(DESIGN_DECLARED))
 
 
 def _records(finals: pd.DataFrame) -> list[dict]:
@@ -153,5 +159,7 @@ def verdict_lines(table: pd.DataFrame, notes: list[str], design: Design) -> list
             f"smallest effect at {row.seeds} seeds: {row.power_at_seeds:.2f}")
     lines.append(f"Declared family: {len(table)} hypotheses, two-sided α = {decision.alpha:g}, "
                  f"{'Holm' if decision.correction == 'holm' else 'no correction'}, "
-                 f"{decision.spending} α-spending; " + "; ".join(notes))
+                 f"{decision.spending} α-spending; declared "
+                 f"{design.declared or 'when: not recorded (an older harness)'}; "
+                 + "; ".join(notes))
     return lines

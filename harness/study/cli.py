@@ -5,7 +5,10 @@
     harness run SPACE.yaml --address auto             # an existing cluster (or set RAY_ADDRESS)
     harness run --resume NAME                         # finish an interrupted study
     harness run SPACE.yaml --depths 3,20              # a part of it: NAME-d3-20, same MLflow experiment
-Rerunning the same command also resumes: only unfinished or errored trials run again.
+    harness run SPACE.yaml --tuning-only              # tuning only; add decision: to the file, rerun
+Rerunning the same command also resumes: only unfinished or errored trials run again. A rerun's
+file may differ from the study's start only in its description, and in decision and
+tuning.final_seeds until the finals start.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--restart", action="store_true",
                         help="start over: delete the study's saved Tune state and move its "
                         "MLflow trial runs to MLflow's trash")
+    parser.add_argument("--tuning-only", action="store_true",
+                        help="a tuned study: run its tuning (and screening) and stop once every "
+                        "arm's choice is saved, printing how often each arm trained; declare "
+                        "the decision from that, then rerun the file for the finals")
     parser.add_argument("--verbose", action="store_true", help="forward the trials' own output")
     parser.set_defaults(func=run)
 
@@ -157,9 +164,10 @@ def _load(args: argparse.Namespace):
         if args.depths:
             raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
                                "its own name (NAME-dD1-D2)")
-        from harness.study.runner import load_saved_space
+        from harness.study import saved_space
+        from harness.study.runner import resolve_storage
 
-        return load_saved_space(args.resume, args.storage_path), args.resume
+        return saved_space.load(args.resume, resolve_storage(args.storage_path)), args.resume
     from harness.study.space import depth_part, load_space
 
     build = not args.dry_run  # a dry run checks what needs no TensorFlow
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = run_study(
             spec, where=where, address=args.address, tracking_uri=args.tracking_uri,
             storage_path=args.storage_path, max_concurrent=args.max_concurrent,
-            restart=args.restart, verbose=args.verbose,
+            restart=args.restart, tuning_only=args.tuning_only, verbose=args.verbose,
         )
     if log and outcome.errored:  # a deliberate Ctrl-C went nowhere wrong: its line says resume
         print(f"details of what went wrong: {log}")

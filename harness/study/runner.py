@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.study import saved_space
 from harness.study.packs import PACK_MEMBERS, member_configs, packed
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
-from harness.study.space import StudySpec, parse_space, trial_configs
+from harness.study.space import StudySpec, trial_configs
 from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
 
-SPACE_COPY = "harness_space.yaml"  # the study's search space, kept beside Tune's state
 # The command that resumes a study submitted as a Ray job, set by `harness submit` (on the cluster
 # `harness run --resume NAME` would not find it).
 RESUME_ENV = "HARNESS_RESUME_COMMAND"
@@ -354,9 +354,36 @@ def _tune(spec: StudySpec, study_dir: str, tracking_uri: str, max_concurrent: in
     return total, choices
 
 
+def _trained_summary(spec: StudySpec, study_dir: str, choices) -> list[str]:
+    """How often each arm's tuning trials trained (`tuning.trained_lines`), from the saved
+    outcomes of every tuning round."""
+    import json
+
+    from harness.study import looks, tuning
+
+    threshold = looks.success_threshold(spec)
+    lines = []
+    for index, round_arms in enumerate(tuning.rounds(spec)):
+        suffix = "" if index == 0 else "-noise"
+        saved = [_read_text(f"{study_dir}/outcomes-{stage}{suffix}.json")
+                 for stage in (PHASE_TUNE, tuning.STAGE_SCREEN)]
+        if saved[0] is None:
+            continue
+        outcomes = {k: tuple(v) for text in saved if text for k, v in json.loads(text).items()}
+        stage_one = tuning.tune_configs(spec, round_arms, choices)
+        screened = tuning.screen_configs(spec, stage_one, outcomes, tuning.failed_score(spec)) \
+            if spec.tuning.screen else []
+        lines += tuning.trained_lines(spec, stage_one, screened, outcomes, choices, threshold)
+    if not lines:
+        return []
+    return [f"tuning outcomes (trained: {spec.tuning.metric} above {threshold:.4f} at the last "
+            "epoch):", *lines]
+
+
 def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent: int | None,
-               out) -> StudyOutcome:
-    """The phases of a tuned study (see the module docstring)."""
+               out, tuning_only: bool = False) -> StudyOutcome:
+    """The phases of a tuned study (see the module docstring); with `tuning_only`, the tuning
+    phases only (the finals wait for a decision declared from their outcomes)."""
     from harness.study import looks, tuning
     from harness.study.tracking import (
         ensure_arm_runs,
@@ -371,6 +398,10 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     if choices is None:
         return total
     record_choices(tracking_uri, spec, choices)
+    if tuning_only:
+        for line in _trained_summary(spec, study_dir, choices):
+            out(f"study {spec.name!r}: {line}")
+        return total
     for line in looks.control_lines(spec, choices):
         out(f"study {spec.name!r}: {line}")
     state_uri = f"{study_dir}/{looks.LOOKS_FILE}"
@@ -398,23 +429,11 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
         state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
         _write_text(state_uri, state.to_json())
         if spec.decision is not None:
-            record_design(tracking_uri, spec, state, choices)
+            record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
         for line in looks.look_lines(spec, state):
             out(f"study {spec.name!r}: {line}")
     finish_arm_runs(tracking_uri, spec)
     return total
-
-
-def _save_space(spec: StudySpec, experiment_dir: str) -> None:
-    import yaml
-
-    if "://" in experiment_dir:
-        return  # remote storage: resume by rerunning `harness run SPACE.yaml`
-    Path(experiment_dir).mkdir(parents=True, exist_ok=True)
-    # the fields the file set (defaults stay defaults: a tuned study refuses an explicit `seeds`)
-    (Path(experiment_dir) / SPACE_COPY).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False)
-    )
 
 
 def _resume_command(spec: StudySpec) -> str:
@@ -443,20 +462,6 @@ def _sigterm_stops_the_study():
         signal.signal(signal.SIGTERM, previous)
 
 
-def load_saved_space(name: str, storage_path: str | None) -> StudySpec:
-    """The search space of a study started before under `storage_path/name` (for --resume)."""
-    import yaml
-
-    storage = resolve_storage(storage_path)
-    path = Path(storage) / name / SPACE_COPY
-    if not path.is_file():
-        known = sorted(p.parent.name for p in Path(storage).glob(f"*/{SPACE_COPY}"))
-        raise HarnessError(
-            f"no study named {name!r} under {storage}; studies there: {', '.join(known) or 'none'}"
-        )
-    return parse_space(yaml.safe_load(path.read_text()), path)
-
-
 def run_study(
     spec: StudySpec,
     *,
@@ -466,10 +471,12 @@ def run_study(
     storage_path: str | None = None,
     max_concurrent: int | None = None,
     restart: bool = False,
+    tuning_only: bool = False,
     verbose: bool = False,
     out=print,
 ) -> StudyOutcome:
-    """Run (or resume) the whole study; returns how many trials ended and how."""
+    """Run (or resume) the whole study; returns how many trials ended and how. With
+    `tuning_only`, a tuned study stops once every arm's choice is saved."""
     import shutil
 
     from ray import tune
@@ -480,6 +487,11 @@ def run_study(
     check_credentials(tracking_uri)  # a refused password: one line, before Ray starts
     storage = resolve_storage(storage_path, spec)
     experiment_dir = f"{storage.rstrip('/')}/{spec.name}"
+    if tuning_only and spec.tuning is None:
+        raise HarnessError(f"{where}: --tuning-only: study {spec.name!r} has no tuning block "
+                           "(allowed for tuned studies only)")
+    if not restart:  # what a rerun may change: one line, before Ray starts
+        saved_space.amend(spec, experiment_dir, where, out)
     embedded = _init_ray(address, verbose)
     _check_resources(spec, where, embedded, out)
     if not embedded:  # trials on other nodes, and a job's working directory that goes away
@@ -497,7 +509,7 @@ def run_study(
     if not any(tune.Tuner.can_restore(d) for d in (experiment_dir,
                                                       f"{experiment_dir}/{PHASE_TUNE}")):
         out(f"study {spec.name!r}: MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
-        _save_space(spec, experiment_dir)
+        saved_space.save(spec, experiment_dir)
 
     try:
         with _sigterm_stops_the_study():
@@ -505,7 +517,8 @@ def run_study(
                 outcome, _ = _fit(spec, trial_configs(spec), storage, spec.name, tracking_uri,
                                   max_concurrent, out, f"study {spec.name!r}")
             else:
-                outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out)
+                outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out,
+                                     tuning_only)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside Tune's own handling (between phases)
         outcome = None
     finally:
@@ -518,6 +531,11 @@ def run_study(
     if outcome.interrupted or closed:
         out(f"study {spec.name!r} interrupted: {outcome.finished + outcome.errored}/{total} trials "
             f"ended; resume with: {_resume_command(spec)}")
+    elif tuning_only:
+        out(f"study {spec.name!r}: tuning done ({outcome.finished} trials ended, "
+            f"{outcome.errored} failed); the finals have not started. Declare the decision from "
+            f"the outcomes above in the file's decision: block, then `harness run {where}` runs "
+            "the finals (the file may change only there and in tuning.final_seeds)")
     else:
         out(f"study {spec.name!r} done: {outcome.finished} trials ended, {outcome.errored} failed; "
             f"analyse with: harness analyze {spec.experiment_name}")

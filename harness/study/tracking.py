@@ -58,6 +58,7 @@ from harness.study.run_schema import (
     TAG_CONTROL,
     TAG_CONTROL_OF,
     TAG_DECISION,
+    TAG_DECLARED,
     TAG_LOOKS,
     TAG_PACK,
     TAG_PACK_SIZE,
@@ -254,10 +255,10 @@ def record_choices(tracking_uri: str, spec, choices) -> None:
             client.set_tag(runs[name], key, str(value))
 
 
-def record_design(tracking_uri: str, spec, state, choices) -> str:
+def record_design(tracking_uri: str, spec, state, choices, declared: str) -> str:
     """The study's declared decision and its looks so far, on one run tagged run_kind =
     "design" (made once, updated after every look): tag `decision` (the study file's block as
-    JSON), tag `looks` (per look: seeds, each hypothesis' estimate and p, the family's
+    JSON), tag `decision_declared` (when: `saved_space.declared`), tag `looks` (per look: seeds, each hypothesis' estimate and p, the family's
     decision), and the artifacts `looks.json` (the whole state), `spec.json` (the study as
     validated) and `choices.json` (each arm's choice), from which `harness analyze` redoes the
     declared tests."""
@@ -283,6 +284,7 @@ def record_design(tracking_uri: str, spec, state, choices) -> str:
                     for name, r in look.get("results", {}).items()}}
                for look, row in zip(state.looks, taken)]
     client.set_tag(run_id, TAG_DECISION, json.dumps(decision))
+    client.set_tag(run_id, TAG_DECLARED, declared)
     rest = {k: v for k, v in state.decision.items() if k not in ("verdicts", "looks")}
     text = json.dumps({"looks": summary, **rest})
     if len(text) > MAX_TAG_CHARS:  # too many hypotheses for a tag: the results stay in looks.json

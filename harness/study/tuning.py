@@ -329,6 +329,33 @@ def choose(spec: StudySpec, outcomes: dict[str, tuple[str, list[float]]],
     return choices
 
 
+def trained_lines(spec: StudySpec, stage_one: list[dict], screened: list[dict],
+                  outcomes: dict, choices: dict[str, Choice], threshold: float) -> list[str]:
+    """Per arm, how often its tuning trials trained — finished with a last-epoch `tuning.metric`
+    above `threshold` (an accuracy metric only; [] otherwise): of its stage-one points, and of
+    the chosen point's trials (its stage-one seed and screening seeds). What a declared test is
+    chosen from when it is declared after tuning (where do plain runs fail?)."""
+    from harness.study.run_schema import STATUS_FINISHED
+
+    if "accuracy" not in spec.tuning.metric or spec.tuning.mode != "max":
+        return []
+
+    def trained(config: dict) -> bool:
+        status, history = outcomes.get(config["trial_key"], ("failed", []))
+        last = history[-1] if history else None
+        return status == STATUS_FINISHED and last is not None and last > threshold
+
+    screened_by_arm = _by_arm(list(screened))
+    lines = []
+    for name, configs in _by_arm(stage_one).items():
+        point = choices[name].point
+        chosen = [c for c in configs + screened_by_arm.get(name, []) if c["point"] == point]
+        lines.append(f"  {name}: {sum(map(trained, configs))} of {len(configs)} tuning points "
+                     f"trained; the chosen point {point} on {sum(map(trained, chosen))} of "
+                     f"{len(chosen)} seeds")
+    return lines
+
+
 def _chosen_names(spec: StudySpec, arm: Arm) -> list[str]:
     """What a choice records: the tuned names (noise only: the twin's and σ)."""
     if spec.tuning.langevin == NOISE_ONLY and arm.optimizer.noisy:
