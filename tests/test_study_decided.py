@@ -208,3 +208,39 @@ def test_a_decision_declared_from_the_tuning_outcomes_runs_the_finals_it_declare
             (out / "report.md").read_text()
         assert (out / "design" / "declared.txt").read_text() == \
             design.data.tags["decision_declared"]
+
+
+def test_given_choices_run_the_declared_finals_without_tuning_and_analyze(tmp_path):
+    """A study whose choices are given (tuning.chosen, e.g. a longer rerun of another study's
+    choices on new seeds): no tuning trial, the finals in looks, the verdict from the report."""
+    data = yaml.safe_load(tiny_decided_space(tmp_path).read_text())
+    for key in ("screen", "matched_lr_controls"):
+        data["tuning"].pop(key)
+    data["tuning"].update(chosen_from="a test", chosen={
+        "synthetic-dense3-Adam": {"learning_rate": 0.01},
+        "synthetic-dense3-L-Adam": {"learning_rate": 0.01, "sigma": 1e-3}})
+    data["decision"]["looks"] = [2]
+    space = tmp_path / "tiny_given.yaml"
+    space.write_text(yaml.safe_dump({**data, "name": "tiny_given"}))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(space),
+                           "--storage-path", str(tmp_path / "results")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no tuning, the choices are given (tuning.chosen, from a test)" in done.stdout
+    assert "  synthetic-dense3-L-Adam: learning_rate=0.01, sigma=0.001 (given)" in done.stdout
+    runs = trial_runs(uri, "tiny_given")
+    assert {r.data.tags["phase"] for r in runs} == {"final"}
+    assert sorted((r.data.tags["arm"], float(r.data.params["learning_rate"]),
+                   int(r.data.params["seed"])) for r in runs) == [
+        (arm, 0.01, seed) for arm in ("synthetic-dense3-Adam", "synthetic-dense3-L-Adam")
+        for seed in (1, 2)]  # the first seeds after the (unused) tuning seed 0
+    report = tmp_path / "analysis"
+    analyzed = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", "tiny_given",
+                               "--out", str(report)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    assert analyzed.returncode == 0, analyzed.stdout + analyzed.stderr
+    declared = pd.read_csv(report / "declared.csv")
+    assert len(declared) == 2 and set(declared["seeds"]) == {2}
+    assert "## Verdict: the declared tests (primary)" in (report / "report.md").read_text()

@@ -47,6 +47,8 @@ def spec_of(tmp_path, **changes):
     return parse_space(data, path)
 
 
+GIVEN = {"synthetic-dense6-Adam": {"learning_rate": 1e-3},
+         "synthetic-dense6-L-Adam": {"learning_rate": 1e-3, "sigma": 1e-4}}
 THREE_TWINS = [{"base": "adam"}, {"base": "adam", "sigma": "tune"},
                {"base": "adam", "sigma": "tune", "layer_fraction": 0.3}]
 
@@ -152,6 +154,20 @@ def test_other_hyper_parameters_and_per_base_ranges(tmp_path):
      r"field 'optimizers.0.sigma': 'tune' needs a tuning block"),
     ({"tuning": None, "optimizers": [{"base": "adam"}]},
      r"field 'optimizers.0.learning_rate': missing"),
+    ({"tuning.chosen": GIVEN}, r"field 'tuning.chosen_from': required with tuning.chosen"),
+    ({"tuning.chosen": {"synthetic-dense6-Adam": {"learning_rate": 1e-3}},
+      "tuning.chosen_from": "a study"},
+     r"field 'tuning.chosen': no setting for \['synthetic-dense6-L-Adam'\]; allowed: exactly "
+     r"the arms \['synthetic-dense6-Adam', 'synthetic-dense6-L-Adam'\]"),
+    ({"tuning.chosen": {**GIVEN, "synthetic-dense7-Adam": {"learning_rate": 1e-3}},
+      "tuning.chosen_from": "a study"},
+     r"field 'tuning.chosen': unknown arm\(s\) \['synthetic-dense7-Adam'\]"),
+    ({"tuning.chosen": {**GIVEN, "synthetic-dense6-Adam": {"learning_rate": 1e-3, "sigma": 0.1}},
+      "tuning.chosen_from": "a study"},
+     r"field 'tuning.chosen.synthetic-dense6-Adam': gives \['learning_rate', 'sigma'\]; "
+     r"allowed: exactly \['learning_rate'\]"),
+    ({"tuning.chosen": GIVEN, "tuning.chosen_from": "a study",
+      "tuning.screen": {"top": 2, "seeds": 2}}, r"field 'tuning.screen': nothing is tuned"),
 ])
 def test_bad_tuning_blocks_are_refused_with_one_line(tmp_path, changes, message, capsys):
     path, data = tuned(tmp_path, **changes)
@@ -265,3 +281,41 @@ def test_dry_run_prints_both_phases_identically_twice(capsys):
     assert "phase final" in first and "final seeds [1, 2, 3]" in first
     for config in tune_configs(spec):
         assert config["trial_key"] in first
+
+
+def test_given_choices_skip_tuning_and_their_finals_run_the_given_settings(tmp_path, capsys):
+    """`tuning.chosen`: no tuning trial; the finals run each arm's given setting, and a
+    noise_at_plain_lr test needs no controls when every twin was given one learning rate."""
+    from harness.study.tuning import GIVEN_POINT, given_choices
+
+    decision = {"looks": [2, 3], "tests": [{
+        "endpoint": "accuracy", "test": "sign_flip", "comparison": "noise_at_plain_lr",
+        "depths": [6], "effect": {"baseline_success": 0.6, "langevin_success": 0.95}}]}
+    path, data = tuned(tmp_path, **{"tuning.chosen": GIVEN, "tuning.chosen_from": "study x",
+                                    "decision": decision, "tuning.final_seeds": None})
+    spec = parse_space(data, path, build=False)
+    assert spec.tuning.trials_per_arm == 0
+    choices = given_choices(spec)
+    assert {name: (c.point, c.values) for name, c in choices.items()} == {
+        name: (GIVEN_POINT, values) for name, values in GIVEN.items()}
+    finals = final_configs(spec, choices)
+    assert sorted((c["arm"], c["learning_rate"], c["sigma"], c["seed"]) for c in finals) == sorted(
+        (f"synthetic-dense6-{name}", 1e-3, sigma, seed) for name, sigma in (("Adam", 0.0),
+                                                                           ("L-Adam", 1e-4))
+        for seed in (1, 2, 3))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("study 'smoke_tuned' (choices given): 2 arms, no tuning trial (their "
+                          "settings come from study x); 6 final trials on seeds [1, 2, 3] (at "
+                          "most: looks stop when decided)\n"
+                          "  synthetic-dense6-Adam: learning_rate=0.001\n"
+                          "  synthetic-dense6-L-Adam: learning_rate=0.001, sigma=0.0001\n")
+    assert "phase tune" not in out and "matched-lr controls" not in out
+    assert "power " in out
+
+    unmatched = {**GIVEN, "synthetic-dense6-L-Adam": {"learning_rate": 2e-3, "sigma": 1e-4}}
+    path, data = tuned(tmp_path, **{"tuning.chosen": unmatched, "tuning.chosen_from": "x",
+                                    "decision": decision, "tuning.final_seeds": None})
+    with pytest.raises(HarnessError, match=r"noise_at_plain_lr needs the twins at one learning "
+                       "rate"):
+        parse_space(data, path, build=False)

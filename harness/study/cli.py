@@ -90,6 +90,8 @@ def _dry_run(spec) -> str:
         return "\n".join([f"study {spec.name!r}: {len(spec.model.depths)} depths × "
                           f"{len(spec.optimizers)} optimizers × {len(spec.seeds)} seeds",
                           *_packing(spec, configs), _table(configs, TABLE_COLUMNS)])
+    if spec.tuning.chosen is not None:
+        return _dry_run_given(spec)
     import pandas as pd
 
     from harness.study.looks import seed_counts
@@ -142,6 +144,35 @@ def _dry_run(spec) -> str:
                      "than its plain twin, the finals add ARM[sigma=0] and ARM[lr=PLAIN] on the "
                      f"same seeds (up to {2 * sum(a.optimizer.noisy for a in arms(spec))} "
                      f"arms × {len(finals)} seeds)")
+    if spec.decision is not None:
+        from harness.study.power_plan import power_lines
+
+        lines += power_lines(spec)
+    return "\n".join(lines)
+
+
+def _dry_run_given(spec) -> str:
+    """A study whose choices are given (`tuning.chosen`): its finals at once, with the controls
+    those choices need and the declared tests' power."""
+    from harness.study.looks import control_lines, seed_counts
+    from harness.study.tuning import final_configs, given_choices
+
+    choices = given_choices(spec)
+    configs = final_configs(spec, choices)
+    seeds = spec.tuning.final_seed_list
+    lines = [
+        f"study {spec.name!r} (choices given): {len(choices)} arms, no tuning trial (their "
+        f"settings come from {spec.tuning.chosen_from}); {len(configs)} final trials on seeds "
+        f"{seeds}" + (" (at most: looks stop when decided)" if len(seed_counts(spec)) > 1
+                      else ""),
+        *[f"  {name}: " + ", ".join(f"{k}={v:g}" for k, v in c.values.items())
+          for name, c in choices.items()],
+        *control_lines(spec, choices),
+        "phase final:",
+        *_packing(spec, configs),
+        _table([{**c, "arm": c["arm"]} for c in configs],
+               ["arm", "learning_rate", "sigma", "seed", "epochs", "trial_key"]),
+    ]
     if spec.decision is not None:
         from harness.study.power_plan import power_lines
 

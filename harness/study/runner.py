@@ -278,10 +278,15 @@ def _write_text(uri: str, text: str) -> None:
 
 
 def _choices_table(spec: StudySpec, choices) -> str:
+    from harness.study import tuning
+
     lines = []
     for name, choice in choices.items():
         values = ", ".join(f"{k}={v:g}" for k, v in choice.values.items())
         mean = "mean " if spec.tuning.screen else ""
+        if choice.point == tuning.GIVEN_POINT:
+            lines.append(f"  {name}: {values} (given)")
+            continue
         scored = f"{mean}{spec.tuning.metric} {choice.score:.4f}" if choice.trained else \
             "no tuning trial finished"
         lines.append(f"  {name}: point {choice.point} ({values}), {scored}")
@@ -319,6 +324,14 @@ def _tune(spec: StudySpec, study_dir: str, tracking_uri: str, max_concurrent: in
 
     choices_uri = f"{study_dir}/{tuning.CHOICES_FILE}"
     saved = _read_text(choices_uri)
+    if spec.tuning.chosen is not None:
+        choices = tuning.given_choices(spec)
+        if not saved:
+            _write_text(choices_uri, tuning.choices_to_json(choices))
+        out(f"study {spec.name!r}: no tuning, the choices are given (tuning.chosen, from "
+            f"{spec.tuning.chosen_from}), saved in {choices_uri}\n" +
+            _choices_table(spec, choices))
+        return StudyOutcome(0, 0, 0), choices
     choices = tuning.choices_from_json(saved) if saved else {}
     total = StudyOutcome(0, 0, 0)
     for index, round_arms in enumerate(tuning.rounds(spec)):

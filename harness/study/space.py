@@ -202,6 +202,12 @@ class TuningSpec(_Strict):
                                       "per point")
     matched_lr_controls: bool = Field(False, description="finals also run each twin at the "
                                       "other's chosen learning rate (the 2 x 2 lr x sigma)")
+    chosen: dict[str, dict[str, float]] | None = Field(
+        None, description="each arm's setting given (arm name -> tuned name -> value): no "
+        "tuning trial runs, the finals start at once; the block's ranges describe the search "
+        "that chose them")
+    chosen_from: str | None = Field(None, description="where the given choices come from (a "
+                                    "study and its choices file); required with chosen")
 
     @field_validator("seeds")
     @classmethod
@@ -247,7 +253,10 @@ class TuningSpec(_Strict):
 
     @property
     def trials_per_arm(self) -> int:
-        """An arm's tuning trials: K points, plus each kept point on the screening seeds."""
+        """An arm's tuning trials: K points, plus each kept point on the screening seeds (none
+        when the choices are given)."""
+        if self.chosen is not None:
+            return 0
         return self.budget + self.kept * len(self.screen_seed_list)
 
     def ranges(self, base: str) -> dict[str, Range]:
@@ -447,6 +456,8 @@ def _check_tuning(spec: StudySpec, path: Path) -> None:
                 raise HarnessError(f"{path}: field 'optimizers.{i}': noise_only tunes sigma at "
                                    f"the plain twin's learning rate, and no plain {opt.base} "
                                    f"arm is listed; allowed: add {{base: {opt.base}}}")
+    if tuning.chosen is not None:
+        _check_chosen(spec, path)
     if tuning.mode != TUNING_METRICS[tuning.metric]:
         raise HarnessError(f"{path}: field 'tuning.mode': '{tuning.mode}' with metric "
                            f"{tuning.metric} picks the worst config; allowed: "
@@ -473,6 +484,45 @@ def _check_tuning(spec: StudySpec, path: Path) -> None:
                                "hyper-parameter either a value or a range")
 
 
+def _check_chosen(spec: StudySpec, path: Path) -> None:
+    """Given choices name every arm once, each with exactly its tuned hyper-parameters, and say
+    where they come from; nothing is screened."""
+    from harness.study.tuning import arms
+
+    tuning = spec.tuning
+    where = f"{path}: field 'tuning.chosen"
+    if not tuning.chosen_from:
+        raise HarnessError(f"{path}: field 'tuning.chosen_from': required with tuning.chosen "
+                           "(the study and choices file the settings come from)")
+    if tuning.screen is not None:
+        raise HarnessError(f"{path}: field 'tuning.screen': nothing is tuned when tuning.chosen "
+                           "gives every arm's setting; allowed: leave it out")
+    tuned = {arm.name: arm.tuned for arm in arms(spec)}
+    missing, unknown = sorted(set(tuned) - set(tuning.chosen)), sorted(set(tuning.chosen) -
+                                                                         set(tuned))
+    if missing or unknown:
+        raise HarnessError(f"{where}': " + (f"no setting for {missing}" if missing else
+                                             f"unknown arm(s) {unknown}") +
+                           f"; allowed: exactly the arms {sorted(tuned)}")
+    for name, values in tuning.chosen.items():
+        if sorted(values) != sorted(tuned[name]):
+            raise HarnessError(f"{where}.{name}': gives {sorted(values)}; allowed: exactly "
+                               f"{sorted(tuned[name])} (the arm's tuned hyper-parameters)")
+
+
+def _given_twins_matched(spec: StudySpec) -> bool:
+    """Whether every Langevin arm's given setting equals its plain twin's but for σ."""
+    from harness.study.tuning import arms, twin
+
+    chosen = spec.tuning.chosen
+    for arm in arms(spec):
+        plain = twin(spec, arm) if arm.optimizer.noisy else None
+        if plain is not None and {k: v for k, v in chosen[arm.name].items() if k != "sigma"} \
+                != chosen[plain.name]:
+            return False
+    return True
+
+
 def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
     """A study whose decision has looks runs `looks[-1]` final seeds (the maximum)."""
     looks = spec.decision.looks
@@ -496,7 +546,8 @@ def _check_decision(spec: StudySpec, path: Path) -> None:
     """Every declared test names depths, optimizers and twins the study has, and a comparison
     its finals run."""
     tuning = spec.tuning
-    matched = tuning.matched_lr_controls or tuning.langevin == NOISE_ONLY
+    matched = tuning.matched_lr_controls or tuning.langevin == NOISE_ONLY or (
+        tuning.chosen is not None and _given_twins_matched(spec))
     plain = {opt.base for opt in spec.optimizers if not opt.noisy}
     for i, test in enumerate(spec.decision.tests):
         where = f"{path}: field 'decision.tests.{i}"

@@ -208,6 +208,16 @@ class Choice:
         return math.isfinite(self.score)
 
 
+GIVEN_POINT = -1  # the point of a choice given by `tuning.chosen` (no tuning trial made it)
+
+
+def given_choices(spec: StudySpec) -> dict[str, Choice]:
+    """The choices `tuning.chosen` gives, as if tuning had made them (score NaN: not scored
+    here)."""
+    return {name: Choice(name, GIVEN_POINT, float("nan"), dict(values), "given")
+            for name, values in spec.tuning.chosen.items()}
+
+
 def final_configs(spec: StudySpec, choices: dict[str, Choice],
                   seeds: list[int] | None = None) -> list[dict]:
     """The final phase: each arm's chosen point on every final seed (default: all of
