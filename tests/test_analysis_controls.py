@@ -60,3 +60,39 @@ def test_the_2x2_separates_the_noise_from_the_learning_rate():
 def test_no_controls_no_rows():
     plain = finals()
     assert matched_lr_effects(plain[plain["control"].isna()]).empty
+
+
+def test_every_run_of_the_2x2_is_placed_by_learning_rate_and_noise():
+    from harness.analysis.controls import matched_lr_cells
+
+    cells = matched_lr_cells(finals())
+    assert len(cells) == 16 and set(cells["arm"]) == {"mnist-dense40-L-Adam"}
+    placed = cells.groupby(["lr", "noise"])["cell"].unique().to_dict()
+    assert {k: list(v) for k, v in placed.items()} == {
+        ("plain lr", "sigma = 0"): ["mnist-dense40-Adam"],
+        ("plain lr", "sigma*"): ["mnist-dense40-L-Adam[lr=Adam]"],
+        ("Langevin lr", "sigma = 0"): ["mnist-dense40-L-Adam[sigma=0]"],
+        ("Langevin lr", "sigma*"): ["mnist-dense40-L-Adam"]}
+    means = cells.groupby(["lr", "noise"])["value"].mean()
+    assert means["Langevin lr", "sigma*"] == pytest.approx((0.95 * 3 + 0.1) / 4)  # x at chance
+    assert means["plain lr", "sigma*"] == means["plain lr", "sigma = 0"] == pytest.approx(0.5)
+    assert cells["success"].sum() == 2 + 2 + 4 + 3
+    plain = finals()
+    assert matched_lr_cells(plain[plain["control"].isna()]).empty
+
+
+def test_the_2x2_figure_draws_every_run_and_the_means_per_noise_level():
+    from harness.analysis.controls import matched_lr_cells
+    from harness.analysis.plots import matched_lr_panels
+
+    figures = matched_lr_panels(matched_lr_cells(finals()))
+    (name, figure), = figures.items()
+    assert name == "matched_lr-mnist-dense"
+    (ax,) = figure.axes
+    points = [c.get_offsets() for c in ax.collections]
+    assert sum(len(p) for p in points) == 16
+    crosses = [p for p in points if len(p) == 1]
+    assert len(crosses) == 1 and crosses[0][0][1] == pytest.approx(0.1)  # the diverged run
+    lines = {line.get_color(): line.get_ydata() for line in ax.get_lines()}
+    assert list(lines["tab:grey"]) == pytest.approx([0.5, 0.95])       # σ = 0 at lr_P, lr_L
+    assert list(lines["tab:red"]) == pytest.approx([0.5, (0.95 * 3 + 0.1) / 4])

@@ -3,6 +3,7 @@ each now caught here. Expected values are worked by hand from the modules' docst
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -115,7 +116,11 @@ def test_verdict_lines_print_the_interval_in_points_and_the_holm_family():
     lines = verdict_lines(pd.DataFrame([row], columns=VERDICT_COLUMNS), ["note"], design)
     assert "+10.0 pp [+5.0, +15.0] pp (BCa bootstrap)" in lines[0]
     assert lines[1] == ("Declared family: 1 hypotheses, two-sided α = 0.05, Holm, "
-                        "obrien_fleming α-spending; note")
+                        "obrien_fleming α-spending; declared when: not recorded (an older "
+                        "harness); note")
+    dated = dataclasses.replace(design, declared="after tuning, before the finals, at T")
+    assert "α-spending; declared after tuning, before the finals, at T; note" in verdict_lines(
+        pd.DataFrame([row], columns=VERDICT_COLUMNS), ["note"], dated)[1]
 
 
 def test_design_of_reads_back_the_files_the_design_run_keeps():

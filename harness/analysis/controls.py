@@ -80,17 +80,47 @@ def _by_seed(cell: pd.DataFrame) -> pd.DataFrame:
     return cell.set_index("seed")[["value", "success"]]
 
 
-def matched_lr_effects(finals: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
-    """COLUMNS, one row per (Langevin arm with controls, effect); empty without controls."""
+def _controlled(finals: pd.DataFrame, threshold: float | None):
+    """(Langevin arm, its four cells) of every arm whose controls ran, each run with its
+    `value` (test accuracy, a failed run at chance) and `success`."""
     if not is_control(finals).any():
-        return pd.DataFrame(columns=COLUMNS)
+        return
     finals = finals.assign(value=outcome(finals, SUCCESS_METRIC))
     finals = finals.assign(success=finals["value"] > thresholds(finals, threshold))
-    rows = []
     for arm in sorted(set(finals.loc[is_control(finals), CONTROL_OF].dropna())):
         cells = _cells(finals, arm)
-        if cells is None:
-            continue
+        if cells is not None:
+            yield arm, cells
+
+
+# the 2 x 2 position of each cell: (learning rate, noise)
+CELL_PLACES = {"P": ("plain lr", "sigma = 0"), PLAIN_LR: ("plain lr", "sigma*"),
+               SIGMA0: ("Langevin lr", "sigma = 0"), "L": ("Langevin lr", "sigma*")}
+CELL_COLUMNS = ["dataset", "model", "depth", "arm", "lr", "noise", "cell", "learning_rate",
+                "sigma", "seed", "status", "value", "success"]
+
+
+def matched_lr_cells(finals: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """CELL_COLUMNS: every final run of the 2 × 2 of each Langevin arm with controls, placed by
+    learning rate (the plain arm's choice or the Langevin arm's) and noise (σ = 0 or σ*);
+    `value` is its test accuracy (a diverged or failed run at chance). Empty without controls."""
+    rows = []
+    for arm, cells in _controlled(finals, threshold):
+        for key, (lr, noise) in CELL_PLACES.items():
+            for run in cells[key].itertuples():
+                rows.append({
+                    "dataset": run.dataset, "model": run.model, "depth": run.depth, "arm": arm,
+                    "lr": lr, "noise": noise, "cell": run.arm_id,
+                    "learning_rate": getattr(run, "learning_rate", np.nan),
+                    "sigma": getattr(run, "sigma", np.nan), "seed": run.seed,
+                    "status": run.status, "value": run.value, "success": bool(run.success)})
+    return pd.DataFrame(rows, columns=CELL_COLUMNS)
+
+
+def matched_lr_effects(finals: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """COLUMNS, one row per (Langevin arm with controls, effect); empty without controls."""
+    rows = []
+    for arm, cells in _controlled(finals, threshold):
         first = cells["L"].iloc[0]
         names = {"L": arm, "P": _name(cells["P"]), SIGMA0: _name(cells[SIGMA0]),
                  PLAIN_LR: _name(cells[PLAIN_LR])}

@@ -58,6 +58,11 @@ CAPTIONS = {
                "bars: each arm's mean; dotted: the success threshold."),
     "success_vs_depth": "Points: successes / final runs; error bars: 95% Wilson intervals.",
     "final_curves": "One line per final run (dotted: diverged or failed), colour per arm.",
+    "matched_lr": ("Per Langevin arm whose controls ran: the test accuracy of every final run "
+                   "(a point per seed; crosses: diverged or failed, at chance) at the plain "
+                   "arm's and the Langevin arm's learning rate, without noise (σ = 0) and with "
+                   "the chosen σ*; lines join each noise level's means, so their vertical gap "
+                   "is the noise effect at that learning rate."),
 }
 
 
@@ -350,6 +355,39 @@ def final_curves(epochs: pd.DataFrame, metric: str) -> dict[str, Figure]:
             if arms:
                 ax.legend(handles=[Line2D([], [], color=colors[arm], label=arm) for arm in arms])
         figures[_name("final_curves", metric, dataset, model)] = figure
+    return figures
+
+
+def matched_lr_panels(cells: pd.DataFrame) -> dict[str, Figure]:
+    """The 2 × 2 of learning rate × noise per Langevin arm with controls (from
+    `controls.matched_lr_cells`): a panel per arm, x the two learning rates, a colour per noise
+    level, every run a point, the means joined."""
+    figures = {}
+    for (dataset, model), own in cells.groupby(["dataset", "model"], sort=True):
+        arms = sorted(own["arm"].unique())
+        figure, axes = _panels(len(arms), f"{dataset} / {model}: learning rate × noise "
+                               "(matched-learning-rate controls), test accuracy")
+        for ax, arm in zip(axes, arms, strict=True):
+            cell = own[own["arm"] == arm]
+            ticks = []
+            for lr in ("plain lr", "Langevin lr"):
+                rates = cell.loc[cell["lr"] == lr, "learning_rate"].dropna().unique()
+                ticks.append(f"{lr}\n{rates[0]:.4g}" if len(rates) == 1 else lr)
+            for i, (noise, color) in enumerate((("sigma = 0", "tab:grey"), ("sigma*", "tab:red"))):
+                runs = cell[cell["noise"] == noise]
+                x = (runs["lr"] == "Langevin lr").astype(float) + (i - 0.5) * 0.12
+                ok = runs["status"] == STATUS_FINISHED
+                label = "σ = 0" if i == 0 else "σ*"
+                ax.scatter(x[ok], runs["value"][ok], color=color, s=12, alpha=0.6, label=label)
+                ax.scatter(x[~ok], runs["value"][~ok], color=color, marker="x", s=20)
+                means = runs.groupby("lr")["value"].mean().reindex(["plain lr", "Langevin lr"])
+                ax.plot(np.array([0.0, 1.0]) + (i - 0.5) * 0.12, means.to_numpy(), color=color,
+                        marker="D")
+            ax.set(title=f"{arm}", xlim=(-0.5, 1.5), ylim=(0, 1.02))
+            ax.set_xticks([0, 1], ticks)
+            _y_units(ax, "test accuracy", True)
+            ax.legend()
+        figures[_name("matched_lr", dataset, model)] = figure
     return figures
 
 

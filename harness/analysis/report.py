@@ -82,6 +82,7 @@ class Analysis:
             )
             figures |= plots.success_vs_depth(self.tuning.success)
             figures |= plots.final_curves(self.study.epochs, CURVE_METRIC)
+            figures |= plots.matched_lr_panels(self.tuning.matched_lr_seeds)
         return figures
 
     def sections(self) -> list[tuple[str, str]]:
@@ -264,7 +265,8 @@ def file_suffix(metric: str) -> str:
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
     (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
-    success_twins.csv, success_trend.csv, matched_lr.csv and (a declared decision) declared.csv,
+    success_twins.csv, success_trend.csv, matched_lr.csv, matched_lr_seeds.csv and (a declared
+    decision) declared.csv,
     report.md and the plots (PNG + SVG) into `out_dir` (for a metric other than the default
     every name carries `file_suffix`: report-val_accuracy.md, gains-val_accuracy.csv, ...);
     returns the paths, the report last."""
@@ -287,6 +289,7 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
             "success_twins": analysis.tuning.twins,
             "success_trend": analysis.tuning.trend,
             "matched_lr": analysis.tuning.matched_lr,
+            "matched_lr_seeds": analysis.tuning.matched_lr_seeds,
             "declared": analysis.tuning.declared,
             "looks": analysis.tuning.looks,
         }

@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.analysis.budget import budget_curves
 from harness.analysis.choice import chosen_configs, edge_warnings
-from harness.analysis.controls import is_control, matched_lr_effects
+from harness.analysis.controls import is_control, matched_lr_cells, matched_lr_effects
 from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
 from harness.analysis.metrics import outcome
@@ -54,6 +54,7 @@ class Tuning:
     trend: pd.DataFrame  # success_trend.success_trend
     threshold: float | None  # None: chance + DEFAULT_MARGIN per dataset
     matched_lr: pd.DataFrame  # controls.matched_lr_effects (empty without controls)
+    matched_lr_seeds: pd.DataFrame  # controls.matched_lr_cells: the 2 × 2's every run
     declared: pd.DataFrame | None = None  # verdict.verdict_table (None: nothing declared)
     declared_lines: list[str] = field(default_factory=list)  # verdict.verdict_lines
     looks: pd.DataFrame | None = None  # verdict.looks_table
@@ -163,6 +164,7 @@ def analyze_tuning(
         trend=success_trend(finals, threshold, confidence),
         threshold=threshold,
         matched_lr=matched_lr_effects(every_final, threshold),
+        matched_lr_seeds=matched_lr_cells(every_final, threshold),
         declared=declared,
         declared_lines=verdict_lines(declared, notes, design) if design else [],
         looks=looks,
