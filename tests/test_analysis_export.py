@@ -75,7 +75,7 @@ def test_exported_study_analyses_like_the_mlflow_one(request, tmp_path, name):
     expected = analyze(loaded, "test_accuracy", target=0.8)
     got = analyze(exported, "test_accuracy", target=0.8)
     frames, got_frames = _frames(expected), _frames(got)
-    assert list(got_frames) == list(frames) and len(frames) == (17 if name == TUNED else 9)
+    assert list(got_frames) == list(frames) and len(frames) == (18 if name == TUNED else 10)
     for key, frame in frames.items():
         pd.testing.assert_frame_equal(got_frames[key], frame, check_exact=True, obj=key)
     assert got.text() == expected.text()

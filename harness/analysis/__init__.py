@@ -8,7 +8,8 @@ holds every confidence interval with its minimum n. A tuned study adds `tuned`: 
 config, range edges), `budget` (expected best vs tuning budget, opda), `success` (success
 rates and accuracy given success on the final seeds), `success_trend` (logistic depth trend of
 success), `controls` (the matched-learning-rate 2 × 2) and, with a declared decision, `verdict`
-(the declared tests replayed from the runs: the only primary result). `export` writes a study's
+(the declared tests replayed from the runs: the only primary result). `cost` gives each
+phase's wall time and trial time from the runs' start and end times. `export` writes a study's
 runs, epochs and design as files and reads them back (`harness analyze --from DIR`: the numbers
 without MLflow).
 """

@@ -55,6 +55,7 @@ from harness.study.run_schema import (
     STATUS_FAILED,
     TAG_ARM,
     TAG_DECLARED,
+    TAG_PACK,
     TAG_PAIR,
     TAG_PHASE,
     TAG_RUN_KIND,
@@ -70,6 +71,7 @@ INT_PARAMS = ("depth", "seed", "epochs", "batch_size", "point")
 FLOAT_PARAMS = ("sigma", "layer_fraction", "learning_rate")
 TEXT_PARAMS = ("dataset", "model", "optimizer", "base_optimizer")
 BEST_VAL_ACCURACY = "best_val_accuracy"
+PACK_COLUMN = "pack"  # the Tune trial (pack) that trained a packed run; None when unpacked
 EPOCHS_DONE = "epochs_done"
 # Params that say which trial it is, not how it was configured.
 IDENTITY_PARAMS = frozenset(
@@ -243,6 +245,9 @@ def _trials_frame(runs: list, tuned: tuple[str, ...]) -> pd.DataFrame:
                 "variant": tags.get(TAG_VARIANT),
                 "phase": tags.get(TAG_PHASE),
                 "arm_id": tags.get(TAG_ARM),
+                PACK_COLUMN: tags.get(TAG_PACK),
+                "start_time": run.info.start_time,
+                "end_time": run.info.end_time,
                 **run.data.metrics,
             }
         )

@@ -17,6 +17,7 @@ import pandas as pd
 from harness.analysis import plots
 from harness.analysis.aggregate import summarize
 from harness.analysis.choice import RULE
+from harness.analysis.cost import cost_table
 from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_target
 from harness.analysis.depth import depth_trend
 from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
@@ -67,6 +68,7 @@ class Analysis:
     to_target: pd.DataFrame | None  # curves.time_to_target, when a target is given
     continuations: pd.DataFrame  # load.continuations
     tuning: Tuning | None = None  # a tuned study's protocol, choices, budget curves, success
+    cost: pd.DataFrame | None = None  # cost.cost_table of every run (tuning ones too)
 
     def figures(self) -> dict:
         figures = {
@@ -110,11 +112,20 @@ class Analysis:
             ),
             ("Gain vs depth", depth_claims(self.trend, self.gains, self.metric)),
         ]
+        if self.cost is not None and len(self.cost):
+            parts.append(("Cost per phase (wall time; trial time: each Tune trial's span, a pack "
+                          "counted once; from the runs' start and end times)",
+                          cost_rounded(self.cost)))
         return parts
 
     def text(self) -> str:
         """What the terminal shows: every section, tables as aligned text."""
         return "\n\n".join(f"{title}\n\n{_as_text(body)}" for title, body in self.sections())
+
+
+def cost_rounded(cost: pd.DataFrame) -> pd.DataFrame:
+    """The cost table with hours to two decimals (the CSV keeps every digit)."""
+    return cost.round({"wall_hours": 2, "trial_hours": 2})
 
 
 def gains_title(gains: pd.DataFrame) -> str:
@@ -227,6 +238,7 @@ def analyze(
         to_target=None if target is None else time_to_target(analysed.epochs, target, CURVE_METRIC),
         continuations=continuations(analysed.trials, analysed.epochs),
         tuning=tuning,
+        cost=cost_table(study.trials),
     )
 
 
@@ -264,7 +276,7 @@ def file_suffix(metric: str) -> str:
 
 def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
     """summary.csv, paired_seeds.csv, gains.csv, depth_trend.csv, curves.csv, time_to_target.csv
-    (with a target), for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
+    (with a target), cost.csv, for a tuned study protocol.csv, chosen.csv, budget_curves.csv, success.csv,
     success_twins.csv, success_trend.csv, matched_lr.csv, matched_lr_seeds.csv and (a declared
     decision) declared.csv,
     report.md and the plots (PNG + SVG) into `out_dir` (for a metric other than the default
@@ -279,6 +291,7 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
         "depth_trend": analysis.trend,
         "curves": analysis.curves,
         "time_to_target": analysis.to_target,
+        "cost": analysis.cost,
     }
     if analysis.tuning is not None:
         tables |= {
