@@ -382,6 +382,21 @@ def test_the_report_leads_with_each_comparisons_deepest_gain_in_words(analysis):
     assert len(sentences) == len(analysis.gains.groupby(["dataset", "model", "pair", "arm"]))
 
 
+def test_the_lead_sentence_counts_in_words():
+    import pandas as pd
+
+    from harness.analysis.tables import lead_sentences
+
+    one = pd.DataFrame([{"dataset": "mnist", "model": "dense", "pair": "adam", "arm": "L-Adam",
+                         "baseline_arm": "Adam", "depth": 40, "mean_gain": 0.01, "n_wins": 1,
+                         "n_ties": 1, "n_losses": 1, "n_pairs": 3, "ci_low": float("nan"),
+                         "ci_high": float("nan"), "boot_low": float("nan"),
+                         "boot_high": float("nan")}])
+    assert "1 win / 1 tie / 1 loss over 3 seeds" in lead_sentences(one, "test_accuracy")[0]
+    none = one.assign(n_wins=0, n_ties=2, n_losses=0, n_pairs=1)
+    assert "0 wins / 2 ties / 0 losses over 1 seed" in lead_sentences(none, "test_accuracy")[0]
+
+
 def test_another_metric_writes_its_own_files_and_overwrites_none(store, tmp_path, capsys):
     out = tmp_path / "both"
     assert main(["analyze", STUDY, "--tracking-uri", store, "--out", str(out)]) == 0

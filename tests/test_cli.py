@@ -152,6 +152,20 @@ def test_a_dry_run_of_a_good_file_answers_without_tensorflow(argv, tmp_path):
     assert imported == set(), imported
 
 
+def test_a_dry_run_of_a_saved_study_answers_without_tensorflow(tmp_path):
+    """`harness run --resume NAME --dry-run` reads the study's saved copy as a file's dry run
+    does."""
+    from harness.study import saved_space
+    from harness.study.space import load_space
+
+    space = Path(__file__).parent.parent / "search_spaces" / "smoke_decided.yaml"
+    saved_space.save(load_space(space, build=False), str(tmp_path / "results" / "smoke_decided"))
+    code, imported, err = _imported("run", "--resume", "smoke_decided", "--storage-path",
+                                    str(tmp_path / "results"), "--dry-run", cwd=tmp_path)
+    assert code == 0, err
+    assert imported == set(), imported
+
+
 class Refusing(http.server.BaseHTTPRequestHandler):
     """A tracking server that refuses every request as MLflow's basic auth does."""
 

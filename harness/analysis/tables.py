@@ -124,6 +124,11 @@ LEAD_TITLE = ("In short: each Langevin arm against its baseline at the deepest d
               "was declared before the data: descriptions, not verdicts)")
 
 
+def _count(n: int, noun: str) -> str:
+    """"1 win", "2 wins", "1 loss", "0 losses"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
 def lead_sentences(gains: pd.DataFrame, metric: str) -> list[str]:
     """The answer first: per comparison, its deepest depth's paired gain in plain words, with
     its 95% t interval (and bootstrap interval where there is one), the wins / ties / losses and
@@ -138,8 +143,8 @@ def lead_sentences(gains: pd.DataFrame, metric: str) -> list[str]:
             sentences.append(f"{head}: no seed with a value on both sides.")
             continue
         gain = f"{_number(row['mean_gain'], metric, True)}{unit}"
-        record = (f"{row['n_wins']} wins / {row['n_ties']} ties / {row['n_losses']} losses over "
-                  f"{row['n_pairs']} seeds")
+        record = (f"{_count(row['n_wins'], 'win')} / {_count(row['n_ties'], 'tie')} / "
+                  f"{_count(row['n_losses'], 'loss')} over {_count(row['n_pairs'], 'seed')}")
         if pd.isna(row["ci_low"]):
             sentences.append(f"{head}: {gain}, {record}; {TOO_FEW} for an interval.")
             continue

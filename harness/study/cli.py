@@ -191,6 +191,7 @@ def _protocol_lines(spec) -> list[str]:
 def _load(args: argparse.Namespace):
     """(the study, where it came from): the file, checked (a refused one raises before any
     import of TensorFlow), or the resumed study's saved copy; `--depths` cuts the file."""
+    build = not args.dry_run  # a dry run checks what needs no TensorFlow
     if args.resume:
         if args.depths:
             raise HarnessError("--depths cuts a search-space file; a resumed part is resumed by "
@@ -198,10 +199,10 @@ def _load(args: argparse.Namespace):
         from harness.study import saved_space
         from harness.study.runner import resolve_storage
 
-        return saved_space.load(args.resume, resolve_storage(args.storage_path)), args.resume
+        return saved_space.load(args.resume, resolve_storage(args.storage_path), build), \
+            args.resume
     from harness.study.space import depth_part, load_space
 
-    build = not args.dry_run  # a dry run checks what needs no TensorFlow
     spec = load_space(args.space, build)
     if args.depths:
         spec = depth_part(spec, _int_list("--depths", args.depths), Path(args.space), build)

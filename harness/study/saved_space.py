@@ -53,9 +53,10 @@ def read(experiment_dir: str, build: bool = True) -> StudySpec | None:
     return parse_space(yaml.safe_load(path.read_text()), path, build)
 
 
-def load(name: str, storage: str) -> StudySpec:
-    """The search space of the study started before under `storage/name` (for --resume)."""
-    spec = read(f"{storage.rstrip('/')}/{name}")
+def load(name: str, storage: str, build: bool = True) -> StudySpec:
+    """The search space of the study started before under `storage/name` (for --resume);
+    without `build`, checked without TensorFlow (a dry run)."""
+    spec = read(f"{storage.rstrip('/')}/{name}", build)
     if spec is None:
         known = sorted(p.parent.name for p in Path(storage).glob(f"*/{SPACE_COPY}"))
         raise HarnessError(
