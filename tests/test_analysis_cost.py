@@ -43,3 +43,10 @@ def test_a_pack_counts_once_and_each_phase_spans_its_runs():
 
 def test_no_start_times_no_rows():
     assert cost_table(pd.DataFrame({"run_id": ["a"], "phase": ["final"]})).empty
+
+
+def test_without_a_pack_column_each_run_is_its_own_trial():
+    trials = pd.DataFrame([run("a", "final", 0.0, 1.0), run("b", "final", 0.0, 2.0)])
+    cost = cost_table(trials.drop(columns=["pack", "stage"]))
+    assert list(cost["trials"]) == [2] and cost["trial_hours"][0] == pytest.approx(3.0)
+    assert list(cost["phase"]) == ["final"]

@@ -69,8 +69,9 @@ def test_a_change_to_what_the_trials_ran_is_refused_in_one_line(tmp_path, change
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith(f"f.yaml: field {fields} differs from the study 'smoke_decided'")
-    assert "allowed changes: description, and decision or tuning.final_seeds before the " \
-           "finals start" in message
+    assert message.endswith("allowed changes: description, and decision or tuning.final_seeds "
+                            "before the finals start; start over with --restart or give the "
+                            "study a new name")
     assert (folder / saved_space.SPACE_COPY).read_text() == before
 
 
