@@ -75,17 +75,24 @@ def test_a_change_to_what_the_trials_ran_is_refused_in_one_line(tmp_path, change
     assert (folder / saved_space.SPACE_COPY).read_text() == before
 
 
-def test_a_decision_declared_after_tuning_is_saved_with_the_choices_it_followed(tmp_path):
+@pytest.mark.parametrize("as_uri", [False, True], ids=["folder", "storage-uri"])
+def test_a_decision_declared_after_tuning_is_saved_with_the_choices_it_followed(tmp_path,
+                                                                                as_uri):
+    """The same on local disk and on a storage URI (file:// here; s3:// and gs:// go through
+    the same pyarrow file system calls)."""
     undeclared = smoke_decided(decision=None)
-    folder = started(tmp_path, undeclared)
+    folder = tmp_path / undeclared.name
+    where = f"file://{folder}" if as_uri else str(folder)
+    saved_space.save(undeclared, where)
+    assert (folder / saved_space.SPACE_COPY).is_file()
     choices = b'{"synthetic-dense6-Adam": {}}'
     (folder / "choices.json").write_bytes(choices)
-    assert saved_space.declared(str(folder)) == saved_space.DECLARED_WITH_THE_FILE
+    assert saved_space.declared(where) == saved_space.DECLARED_WITH_THE_FILE
     lines = []
     declared = smoke_decided()
-    saved_space.amend(declared, str(folder), "f.yaml", lines.append)
+    saved_space.amend(declared, where, "f.yaml", lines.append)
 
-    assert saved_space.read(str(folder), build=False) == declared
+    assert saved_space.read(where, build=False) == declared
     sha = hashlib.sha256(choices).hexdigest()
     record = json.loads((folder / saved_space.DECLARED_FILE).read_text())
     assert record["declared"] == "after tuning, before the finals"
@@ -94,11 +101,14 @@ def test_a_decision_declared_after_tuning_is_saved_with_the_choices_it_followed(
                                f"the finals ({record['at']}, choices sha256 {sha[:12]})")
     assert lines[1] == ("study 'smoke_decided': tuning.final_seeds, decision changed since it "
                         "started; saved in harness_space.yaml")
-    assert saved_space.declared(str(folder)) == (
+    assert saved_space.declared(where) == (
         f"after tuning, before the finals, at {record['at']} (choices.json sha256 {sha})")
 
-    saved_space.amend(undeclared, str(folder), "f.yaml", lines.append)  # withdrawn: no record
+    saved_space.amend(undeclared, where, "f.yaml", lines.append)  # withdrawn: no record
     assert not (folder / saved_space.DECLARED_FILE).exists()
+    (folder / "final-look1").mkdir()
+    with pytest.raises(HarnessError, match="the finals of study 'smoke_decided' have started"):
+        saved_space.amend(declared, where, "f.yaml", print)
 
 
 @pytest.mark.parametrize("started_finals", ["looks.json", "final", "final-look1"])

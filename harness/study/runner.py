@@ -40,6 +40,7 @@ from harness.study import saved_space
 from harness.study.packs import PACK_MEMBERS, member_configs, packed
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, trial_configs
+from harness.study.stored_text import read_text, write_text
 from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
 
 # The command that resumes a study submitted as a Ray job, set by `harness submit` (on the cluster
@@ -256,27 +257,6 @@ def _final_outcomes(results) -> list[dict]:
     return records
 
 
-def _read_text(uri: str) -> str | None:
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return stream.read().decode()
-
-
-def _write_text(uri: str, text: str) -> None:
-    """Write `text` to a local path or storage URI; a partial file is never left behind."""
-    import pyarrow.fs
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path + ".part") as stream:
-        stream.write(text.encode())
-    fs.move(path + ".part", path)
-
-
 def _choices_table(spec: StudySpec, choices) -> str:
     from harness.study import tuning
 
@@ -300,7 +280,7 @@ def _tuning_phase(spec: StudySpec, configs: list[dict], study_dir: str, phase: s
     import json
 
     uri = f"{study_dir}/outcomes-{phase}.json"
-    saved = _read_text(uri)
+    saved = read_text(uri)
     if saved is not None:
         return StudyOutcome(len(configs), len(configs), 0), {
             k: tuple(v) for k, v in json.loads(saved).items()}
@@ -309,7 +289,7 @@ def _tuning_phase(spec: StudySpec, configs: list[dict], study_dir: str, phase: s
     if outcome.interrupted:
         return outcome, None
     outcomes = _tuning_outcomes(results, spec.tuning.metric)
-    _write_text(uri, json.dumps(outcomes))
+    write_text(uri, json.dumps(outcomes))
     return outcome, outcomes
 
 
@@ -323,11 +303,11 @@ def _tune(spec: StudySpec, study_dir: str, tracking_uri: str, max_concurrent: in
     from harness.study import tuning
 
     choices_uri = f"{study_dir}/{tuning.CHOICES_FILE}"
-    saved = _read_text(choices_uri)
+    saved = read_text(choices_uri)
     if spec.tuning.chosen is not None:
         choices = tuning.given_choices(spec)
         if not saved:
-            _write_text(choices_uri, tuning.choices_to_json(choices))
+            write_text(choices_uri, tuning.choices_to_json(choices))
         out(f"study {spec.name!r}: no tuning, the choices are given (tuning.chosen, from "
             f"{spec.tuning.chosen_from}), saved in {choices_uri}\n" +
             _choices_table(spec, choices))
@@ -359,7 +339,7 @@ def _tune(spec: StudySpec, study_dir: str, tracking_uri: str, max_concurrent: in
             outcomes = {**outcomes, **more}
         chosen = tuning.choose(spec, outcomes, stage_one, screened)
         choices = {**choices, **chosen}
-        _write_text(choices_uri, tuning.choices_to_json(choices))
+        write_text(choices_uri, tuning.choices_to_json(choices))
         out(f"study {spec.name!r}: chosen by {spec.tuning.metric} "
             f"({spec.tuning.score_epoch} epoch, {spec.tuning.mode}"
             f"{', mean over the screening seeds' if screened else ''}), saved in "
@@ -378,7 +358,7 @@ def _trained_summary(spec: StudySpec, study_dir: str, choices) -> list[str]:
     lines = []
     for index, round_arms in enumerate(tuning.rounds(spec)):
         suffix = "" if index == 0 else "-noise"
-        saved = [_read_text(f"{study_dir}/outcomes-{stage}{suffix}.json")
+        saved = [read_text(f"{study_dir}/outcomes-{stage}{suffix}.json")
                  for stage in (PHASE_TUNE, tuning.STAGE_SCREEN)]
         if saved[0] is None:
             continue
@@ -418,7 +398,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     for line in looks.control_lines(spec, choices):
         out(f"study {spec.name!r}: {line}")
     state_uri = f"{study_dir}/{looks.LOOKS_FILE}"
-    saved = _read_text(state_uri)
+    saved = read_text(state_uri)
     state = looks.LookState.from_json(saved) if saved else looks.LookState()
     plan = looks.seed_counts(spec)
     seeds = spec.tuning.final_seed_list
@@ -440,7 +420,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
         if outcome.interrupted:
             return total
         state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
-        _write_text(state_uri, state.to_json())
+        write_text(state_uri, state.to_json())
         if spec.decision is not None:
             record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
         for line in looks.look_lines(spec, state):

@@ -9,7 +9,8 @@ which is how a decision is declared from the tuning outcomes and before any fina
 is refused in one line naming the fields: the trials already run would no longer be the study
 the file describes.
 
-A decision declared that way is recorded beside the study (`declared.json`: when, and the
+Every file lives beside Tune's state, on local disk or the storage URI (`stored_text`). A
+decision declared that way is recorded beside the study (`declared.json`: when, and the
 sha256 of the choices it was declared after), and on the study's design run in MLflow.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.study.space import StudySpec, parse_space
+from harness.study.stored_text import delete, names, read_text, write_text
 
 SPACE_COPY = "harness_space.yaml"
 DECLARED_FILE = "declared.json"
@@ -32,25 +34,20 @@ DECLARED_WITH_THE_FILE = "with the study file, before any trial"
 
 def save(spec: StudySpec, experiment_dir: str) -> None:
     """Keep the fields the file set (defaults stay defaults: a tuned study refuses an explicit
-    `seeds`); remote storage keeps none (resume by rerunning `harness run SPACE.yaml`)."""
+    `seeds`), on local disk or the storage URI."""
     import yaml
 
-    if "://" in experiment_dir:
-        return
-    Path(experiment_dir).mkdir(parents=True, exist_ok=True)
-    (Path(experiment_dir) / SPACE_COPY).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False)
-    )
+    write_text(f"{experiment_dir}/{SPACE_COPY}",
+               yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False))
 
 
 def read(experiment_dir: str, build: bool = True) -> StudySpec | None:
-    """The saved copy under `experiment_dir`; None when there is none (or storage is remote)."""
+    """The saved copy under `experiment_dir` (a folder or storage URI); None when there is none."""
     import yaml
 
-    path = Path(experiment_dir) / SPACE_COPY
-    if "://" in experiment_dir or not path.is_file():
-        return None
-    return parse_space(yaml.safe_load(path.read_text()), path, build)
+    uri = f"{experiment_dir}/{SPACE_COPY}"
+    text = read_text(uri)
+    return None if text is None else parse_space(yaml.safe_load(text), Path(uri), build)
 
 
 def load(name: str, storage: str, build: bool = True) -> StudySpec:
@@ -58,7 +55,8 @@ def load(name: str, storage: str, build: bool = True) -> StudySpec:
     without `build`, checked without TensorFlow (a dry run)."""
     spec = read(f"{storage.rstrip('/')}/{name}", build)
     if spec is None:
-        known = sorted(p.parent.name for p in Path(storage).glob(f"*/{SPACE_COPY}"))
+        known = sorted(folder for folder in names(storage)
+                       if read_text(f"{storage.rstrip('/')}/{folder}/{SPACE_COPY}") is not None)
         raise HarnessError(
             f"no study named {name!r} under {storage}; studies there: {', '.join(known) or 'none'}"
         )
@@ -81,8 +79,7 @@ def changed_fields(saved: StudySpec, given: StudySpec) -> list[str]:
 
 def finals_started(experiment_dir: str) -> bool:
     """Whether any final trial of the study exists: a final phase's Tune folder or a look."""
-    folder = Path(experiment_dir)
-    return (folder / "looks.json").exists() or any(folder.glob("final*"))
+    return any(name == "looks.json" or name.startswith("final") for name in names(experiment_dir))
 
 
 def amend(given: StudySpec, experiment_dir: str, where: str, out=print) -> None:
@@ -107,23 +104,23 @@ def amend(given: StudySpec, experiment_dir: str, where: str, out=print) -> None:
             f"{where}: field {', '.join(finals)}: the finals of study {given.name!r} have "
             "started, and a declared decision cannot change once final data exist; allowed: "
             "the file as the study started it (or --resume NAME)")
-    record_file = Path(experiment_dir) / DECLARED_FILE
+    record_uri = f"{experiment_dir}/{DECLARED_FILE}"
     if "decision" in changed and given.decision is None:
-        record_file.unlink(missing_ok=True)
+        delete(record_uri)
     elif "decision" in changed:
         from harness.study.tuning import CHOICES_FILE
 
-        choices = Path(experiment_dir) / CHOICES_FILE
+        choices = read_text(f"{experiment_dir}/{CHOICES_FILE}")
         record = {
-            "declared": "after tuning, before the finals" if choices.exists()
-            else "during tuning, before the finals",
+            "declared": "during tuning, before the finals" if choices is None
+            else "after tuning, before the finals",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "choices_sha256": hashlib.sha256(choices.read_bytes()).hexdigest()
-            if choices.exists() else None,
+            "choices_sha256": None if choices is None
+            else hashlib.sha256(choices.encode()).hexdigest(),
         }
-        record_file.write_text(json.dumps(record, indent=1) + "\n")
+        write_text(record_uri, json.dumps(record, indent=1) + "\n")
         out(f"study {given.name!r}: decision declared {record['declared']} ({record['at']}"
-            + (f", choices sha256 {record['choices_sha256'][:12]}" if choices.exists() else "")
+            + (f", choices sha256 {record['choices_sha256'][:12]}" if choices else "")
             + f"); recorded in {DECLARED_FILE}")
     save(given, experiment_dir)
     out(f"study {given.name!r}: {', '.join(changed)} changed since it started; saved in "
@@ -132,10 +129,10 @@ def amend(given: StudySpec, experiment_dir: str, where: str, out=print) -> None:
 
 def declared(experiment_dir: str) -> str:
     """When the study's decision was declared, in words (for its design run)."""
-    path = Path(experiment_dir) / DECLARED_FILE
-    if "://" in experiment_dir or not path.is_file():
+    text = read_text(f"{experiment_dir}/{DECLARED_FILE}")
+    if text is None:
         return DECLARED_WITH_THE_FILE
-    record = json.loads(path.read_text())
+    record = json.loads(text)
     sha = record.get("choices_sha256")
     return f"{record['declared']}, at {record['at']}" + (
         f" (choices.json sha256 {sha})" if sha else "")
