@@ -415,6 +415,11 @@ def test_submit_sends_the_checkout_its_commit_and_the_command_that_resumes(tmp_p
                                  checkout, address)
     assert runtime_env["env_vars"]["HARNESS_RESUME_COMMAND"] == \
         f"harness submit search_spaces/s.yaml --address {address}"
+    entrypoint, runtime_env = job_request(build_parser().parse_args(
+        ["submit", "search_spaces/s.yaml", "--tuning-only"]), checkout, address)
+    assert entrypoint == "python cluster/run_study.py run search_spaces/s.yaml --tuning-only"
+    assert runtime_env["env_vars"]["HARNESS_RESUME_COMMAND"] == \
+        f"harness submit search_spaces/s.yaml --address {address} --tuning-only"
     (tmp_path / "elsewhere.yaml").write_text("")
     with pytest.raises(HarnessError, match="outside .*checkout"):
         job_request(build_parser().parse_args(["submit", str(tmp_path / "elsewhere.yaml")]),

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
                         "default: the head's server (cluster/mlflow-server.sh)")
     parser.add_argument("--storage-path", help="results and checkpoints: s3://, gs:// or an "
                         "absolute path every node mounts; default: the file's storage_path")
+    parser.add_argument("--tuning-only", action="store_true",
+                        help="a tuned study: its tuning only (harness run --tuning-only); "
+                        "declare its decision, then submit the file again for the finals")
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job's id and return instead of following its output")
     parser.set_defaults(func=submit)
@@ -87,7 +90,7 @@ def job_request(args: argparse.Namespace, checkout: Path, address: str) -> tuple
     space = _in_checkout(args.space, checkout)
     flags = [item for flag, value in (("--tracking-uri", args.tracking_uri),
                                       ("--storage-path", args.storage_path)) if value
-             for item in (flag, value)]
+             for item in (flag, value)] + (["--tuning-only"] if args.tuning_only else [])
     provenance = checkout_provenance(checkout)
     env_vars = {variable: provenance[tag] for tag, variable in GIT_TAGS.items()}
     env_vars[RESUME_ENV] = shlex.join(["harness", "submit", space, "--address", address, *flags])
