@@ -118,3 +118,24 @@ def test_a_packed_tuned_study_chooses_and_records_what_the_unpacked_one_does(tmp
             choice["point"], choice["trial_key"], choice["values"]), arm
         assert ours["score"] == pytest.approx(choice["score"], rel=1e-4), arm
     _same_records(_records(uris["alone"], "tuned"), _records(uris["packed"], "tuned"), rel=1e-3)
+
+
+def test_each_pack_trains_in_a_fresh_worker_process(tmp_path):
+    """A worker that trained pack after pack kept growing, so packs do not reuse Tune's actors:
+    two packs one after the other run in two processes (Tune's own `pid` of each result)."""
+    import ray
+
+    from harness.study.runner import _fit
+    from harness.study.space import trial_configs
+
+    spec = _space(tmp_path, "fresh", "smoke.yaml", packing=2, seeds=[0, 1], epochs=1,
+                  model={"family": "dense", "depths": [2, 3]},
+                  optimizers=[{"base": "adam", "learning_rate": 1e-3}])
+    configs = trial_configs(spec)
+    assert len(configs) == 4  # Adam at 2 depths x 2 seeds: 2 packs of 2
+    ray.init(num_cpus=1, include_dashboard=False, ignore_reinit_error=True)
+    outcome, results = _fit(spec, configs, str(tmp_path / "results"), "fresh",
+                            f"sqlite:///{tmp_path}/mlflow.db", 1, print, "fresh")
+    assert (outcome.finished, outcome.errored) == (4, 0)
+    pids = [r.metrics["pid"] for r in results]
+    assert len(pids) == 2 and pids[0] != pids[1]

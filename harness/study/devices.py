@@ -18,7 +18,9 @@ Tune reuses a trial's actor for the next trial that asks for the same resources 
 and a reused actor keeps its TensorFlow process, its GPU and the memory it holds: the cap is set
 by the first trial of the process (TensorFlow accepts it only before it initialises the GPU) and
 stays right for every later trial, which asks for the same share. That is why actor reuse stays
-on for GPU trials: it saves the TensorFlow start and cannot let a process outgrow its share.
+on for GPU trials: it saves the TensorFlow start and cannot let a process outgrow its share. A
+packed study starts a fresh process per pack instead (`runner`: a reused worker's resident memory
+grew from pack to pack on a CPU).
 """
 
 from __future__ import annotations
