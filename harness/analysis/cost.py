@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.analysis.load import PACK_COLUMN
+
 COLUMNS = ["phase", "runs", "trials", "first_start_utc", "last_end_utc", "wall_hours",
            "trial_hours"]
 MS_PER_HOUR = 3.6e6
@@ -41,8 +43,8 @@ def cost_table(trials: pd.DataFrame) -> pd.DataFrame:
         start = runs["start_time"].astype(float)
         end = runs["end_time"].astype(float).fillna(runs["end_time"].max())
         end = end.fillna(start.max())  # nothing ended yet: the span so far is unknown
-        trial = runs["pack"].where(runs["pack"].notna(), runs["run_id"]) if "pack" in runs \
-            else runs["run_id"]
+        trial = runs[PACK_COLUMN].where(runs[PACK_COLUMN].notna(), runs["run_id"]) \
+            if PACK_COLUMN in runs else runs["run_id"]
         spans = pd.DataFrame({"trial": trial, "start": start, "end": end}).groupby("trial").agg(
             start=("start", "min"), end=("end", "max"))
         rows.append({"phase": name, "runs": len(runs), "trials": len(spans),

@@ -144,11 +144,16 @@ def _dry_run(spec) -> str:
                      "than its plain twin, the finals add ARM[sigma=0] and ARM[lr=PLAIN] on the "
                      f"same seeds (up to {2 * sum(a.optimizer.noisy for a in arms(spec))} "
                      f"arms × {len(finals)} seeds)")
-    if spec.decision is not None:
-        from harness.study.power_plan import power_lines
+    return "\n".join(lines + _power(spec))
 
-        lines += power_lines(spec)
-    return "\n".join(lines)
+
+def _power(spec) -> list[str]:
+    """The declared tests' power lines (none without a decision)."""
+    if spec.decision is None:
+        return []
+    from harness.study.power_plan import power_lines
+
+    return power_lines(spec)
 
 
 def _dry_run_given(spec) -> str:
@@ -170,14 +175,9 @@ def _dry_run_given(spec) -> str:
         *control_lines(spec, choices),
         "phase final:",
         *_packing(spec, configs),
-        _table([{**c, "arm": c["arm"]} for c in configs],
-               ["arm", "learning_rate", "sigma", "seed", "epochs", "trial_key"]),
+        _table(configs, ["arm", "learning_rate", "sigma", "seed", "epochs", "trial_key"]),
     ]
-    if spec.decision is not None:
-        from harness.study.power_plan import power_lines
-
-        lines += power_lines(spec)
-    return "\n".join(lines)
+    return "\n".join(lines + _power(spec))
 
 
 def _protocol_lines(spec) -> list[str]:
