@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -41,16 +42,24 @@ def epoch_steps(tracking_uri: str, run_id: str) -> dict[str, list[int]]:
     return {m: [p.step for p in client.get_metric_history(run_id, m)] for m in EPOCH_METRICS}
 
 
-def interrupt_when(command: list[str], env: dict, cwd: Path, written: Path,
+def interrupt_when(command: list[str], env: dict, cwd: Path, until: Path | str,
                    timeout: float) -> tuple[int, str]:
-    """Start the driver `command`, send it Ctrl-C (SIGINT) once the file `written` exists, and
-    return its exit code and output."""
+    """Start the driver `command`, send it Ctrl-C (SIGINT) once `until` holds (a file that
+    exists, or a text the driver has printed), and return its exit code and output."""
     driver = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(driver.stdout), daemon=True)
+    reader.start()
+
+    def done() -> bool:
+        return until.exists() if isinstance(until, Path) else any(until in line for line in lines)
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not written.exists() and driver.poll() is None:
+    while time.monotonic() < deadline and not done() and driver.poll() is None:
         time.sleep(0.5)
-    assert written.exists(), f"{written.name} was not written in time"
+    assert done(), f"{until} did not come in time:\n{''.join(lines)}"
     driver.send_signal(signal.SIGINT)
-    output, _ = driver.communicate(timeout=180)
-    return driver.returncode, output
+    driver.wait(timeout=180)
+    reader.join(timeout=30)
+    return driver.returncode, "".join(lines)

@@ -38,9 +38,9 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     command = [sys.executable, "-m", "harness.cli", "run", str(space), "--storage-path",
                str(tmp_path / "results"), "--max-concurrent", "2"]
-    returncode, output = interrupt_when(command, env, tmp_path, study / "looks.json", 600)
+    returncode, output = interrupt_when(command, env, tmp_path, "look 1 of 2 (2 seeds per arm)",
+                                        600)
     assert returncode == 130, output
-    assert "look 1 of 2 (2 seeds per arm)" in output
     assert "resume with: harness run --resume tiny_decided" in output
     assert "what went wrong" not in output  # a deliberate Ctrl-C
     first = json.loads((study / "looks.json").read_text())
@@ -83,6 +83,13 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
     recorded = json.loads(design.data.tags["looks"])
     assert [look["count"] for look in recorded["looks"]] == [2, 4]
     assert json.loads(design.data.tags["decision"])["looks"] == [2, 4]
+    client.delete_run(design.info.run_id)  # as if stopped inside the last look's record
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(trial_runs(uri, "tiny_decided")) == len(runs)  # nothing trained again
+    (design,) = client.search_runs([experiment.experiment_id], "tags.run_kind = 'design'")
+    assert json.loads(design.data.tags["looks"]) == recorded
 
     # the analysis replays the looks from the runs and reaches the driver's verdict
     report = tmp_path / "analysis"
@@ -102,12 +109,12 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
         assert row.p_value == pytest.approx(verdicts[row.hypothesis]["p_value"])
         assert row.seeds == last[row.hypothesis]["n"] == 4
     assert (report / "design" / "spec.json").is_file()
-    again = tmp_path / "again"
+    redone = tmp_path / "again"
     from_files = subprocess.run([sys.executable, "-m", "harness.cli", "analyze", "--from",
-                                 str(report), "--out", str(again)], env=env, cwd=tmp_path,
+                                 str(report), "--out", str(redone)], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=300)
     assert from_files.returncode == 0, from_files.stdout + from_files.stderr
-    assert (again / "declared.csv").read_text() == (report / "declared.csv").read_text()
+    assert (redone / "declared.csv").read_text() == (report / "declared.csv").read_text()
 
 
 def test_noise_only_tunes_sigma_at_the_plain_choice_in_a_second_round(tmp_path):

@@ -403,6 +403,8 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     state_uri = f"{study_dir}/{looks.LOOKS_FILE}"
     saved = read_text(state_uri)
     state = looks.LookState.from_json(saved) if saved else looks.LookState()
+    if state.looks and spec.decision is not None:  # a stop inside the last record is mended
+        record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
     plan = looks.seed_counts(spec)
     seeds = spec.tuning.final_seed_list
     for index, count in enumerate(plan):
@@ -424,10 +426,10 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
             return total
         state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
         write_text(state_uri, state.to_json())
-        if spec.decision is not None:
-            record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
         for line in looks.look_lines(spec, state):
             out(f"study {spec.name!r}: {line}")
+        if spec.decision is not None:
+            record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
     finish_arm_runs(tracking_uri, spec)
     return total
 
