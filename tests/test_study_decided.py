@@ -41,6 +41,9 @@ def test_killed_between_looks_resumes_the_next_look_only(tmp_path):
     returncode, output = interrupt_when(command, env, tmp_path, "look 1 of 2 (2 seeds per arm)",
                                         600)
     assert returncode == 130, output
+    final_lines = [line for line in output.splitlines() if "final seed" in line]
+    assert not final_lines, final_lines  # the finals' progress names no result
+    assert "best val_accuracy hidden until the declared looks" in output
     assert "resume with: harness run --resume tiny_decided" in output
     assert "what went wrong" not in output  # a deliberate Ctrl-C
     first = json.loads((study / "looks.json").read_text())

@@ -64,6 +64,19 @@ def test_off_a_terminal_plain_lines_count_what_tune_holds():
     assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
 
 
+def test_a_blind_line_names_no_result_even_after_a_resume():
+    import pickle
+
+    out = io.StringIO()
+    printer = pickle.loads(pickle.dumps(ProgressPrinter(4, epochs=2, interval_s=0, blind=True)))
+    printer.stream = out  # Tune restores its callbacks from the experiment state
+    trials = [Trial(0, "RUNNING", 1), Trial(1, "PENDING")]
+    printer.on_trial_result(0, trials, trials[0], {"epoch": 1, "val_accuracy": 0.875})
+    line = out.getvalue().splitlines()[-1]
+    assert "| best val_accuracy hidden until the declared looks |" in line, line
+    assert "0.875" not in out.getvalue() and "seed 0" not in out.getvalue()
+
+
 def test_the_first_line_comes_when_the_first_trial_starts_not_at_its_first_epoch():
     out = io.StringIO()
     printer = ProgressPrinter(4, epochs=2, interval_s=3600, stream=out)

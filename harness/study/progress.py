@@ -12,7 +12,9 @@ the rate of this session's training only, not of Ray's and the workers' start or
 epoch's compile, nor of epochs an earlier driver ran ("?" until a second report). A trial that Tune retries (its
 worker or node was lost, or it crashed and `max_failures` allows another try) gets one line
 naming it and the epoch it resumes after. In a packed study every count is of trials (the
-members), not of packs.
+members), not of packs. A declared study's finals run `blind`: the line names no best result
+(`best hidden until the declared looks`), so no one reads an interim outcome the decision's
+looks have not spent α on.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ def _name(trial) -> str:
 
 class ProgressPrinter(tune.Callback):
     def __init__(self, total_trials: int, epochs: int, metric: str = "val_accuracy",
-                 interval_s: float = 10.0, redraw_s: float = 1.0, stream=None):
-        self.total, self.epochs, self.metric = total_trials, epochs, metric
+                 interval_s: float = 10.0, redraw_s: float = 1.0, stream=None,
+                 blind: bool = False):
+        self.total, self.epochs, self.metric, self.blind = total_trials, epochs, metric, blind
         self.interval_s, self.redraw_s = interval_s, redraw_s
         self.stream = stream
         self._reset()
@@ -82,7 +85,7 @@ class ProgressPrinter(tune.Callback):
 
     def __getstate__(self):  # Tune pickles callbacks with the experiment state
         return {k: self.__dict__[k] for k in ("total", "epochs", "metric", "interval_s",
-                                              "redraw_s")}
+                                              "redraw_s", "blind")}
 
     def __setstate__(self, state):
         self.__dict__.update(state, stream=None)
@@ -123,6 +126,8 @@ class ProgressPrinter(tune.Callback):
             for member, result in _reports(trial, trial.last_result):
                 self._better(result.get(self.metric), member)
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
+        if self.blind:
+            best = "hidden until the declared looks"
         fraction = 1 - left / (self.total * self.epochs) if self.total else 1
         return (f"[{clock(elapsed)}] {bar(fraction)} {len(ended)}/{self.total} trials done, "
                 f"{running} running, {self.failed} failed, {self.diverged} diverged | best "

@@ -120,16 +120,17 @@ def _trainable(spec: StudySpec):
 
 
 def study_callbacks(tracking_uri: str, experiment_name: str, study: str, total: int, epochs: int,
-                    stream=None) -> list:
-    """The driver's Tune callbacks: the MLflow record, the progress line, and Tune's result.json
-    per trial (what its results grid reads)."""
+                    stream=None, blind: bool = False) -> list:
+    """The driver's Tune callbacks: the MLflow record, the progress line (`blind`: without the
+    best result, for a declared study's finals), and Tune's result.json per trial (what its
+    results grid reads)."""
     from ray.tune.logger import JsonLoggerCallback
 
     from harness.study.progress import ProgressPrinter
     from harness.study.tracking import MLflowRecorder
 
     return [MLflowRecorder(tracking_uri, experiment_name, study),
-            ProgressPrinter(total, epochs, stream=stream), JsonLoggerCallback()]
+            ProgressPrinter(total, epochs, stream=stream, blind=blind), JsonLoggerCallback()]
 
 
 def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
@@ -159,7 +160,8 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=study_callbacks(tracking_uri, spec.experiment_name, spec.name, total,
-                                      spec.epochs),
+                                      spec.epochs, blind=spec.decision is not None
+                                      and name.startswith(PHASE_FINAL)),
             verbose=0,
         ),
     )
