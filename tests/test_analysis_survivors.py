@@ -115,9 +115,14 @@ def test_verdict_lines_print_the_interval_in_points_and_the_holm_family():
            "power_at_seeds": 0.5}
     lines = verdict_lines(pd.DataFrame([row], columns=VERDICT_COLUMNS), ["note"], design)
     assert "+10.0 pp [+5.0, +15.0] pp (BCa bootstrap)" in lines[0]
-    assert lines[1] == ("Declared family: 1 hypotheses, two-sided α = 0.05, Holm, "
+    assert lines[1] == ("Declared family: 1 hypothesis, two-sided α = 0.05, Holm, "
                         "obrien_fleming α-spending; declared when: not recorded (an older "
                         "harness); note")
+    open_row = {**row, "verdict": "undecided", "p_value": 0.104, "threshold": 0.000657,
+                "look": None, "looks_taken": 2}
+    both = verdict_lines(pd.DataFrame([row, open_row], columns=VERDICT_COLUMNS), [], design)
+    assert "p = 0.001 ≤ 0.01 at look 2 of 2," in both[0]  # the column holds a float then
+    assert "p = 0.104 > 0.000657 at look 2 of 2," in both[1]
     dated = dataclasses.replace(design, declared="after tuning, before the finals, at T")
     assert "α-spending; declared after tuning, before the finals, at T; note" in verdict_lines(
         pd.DataFrame([row], columns=VERDICT_COLUMNS), ["note"], dated)[1]

@@ -27,7 +27,7 @@ from analysis_store import row, sqlite_store
 
 from harness.analysis import plots
 from harness.analysis.load import load_study
-from harness.analysis.report import analyze
+from harness.analysis.report import analyze, markdown
 from harness.analysis.success import thresholds
 from harness.cli import main
 from harness.study.run_schema import (
@@ -39,6 +39,8 @@ from harness.study.run_schema import (
     RUN_KIND_TRIAL,
     STATUS_DIVERGED,
     STATUS_FINISHED,
+    STATUS_INTERRUPTED,
+    STATUS_RUNNING,
     TAG_ARM,
     TAG_BUDGET,
     TAG_PAIR,
@@ -254,6 +256,26 @@ def test_controls_and_screening_trials_change_no_table_of_the_arms(store, contro
     assert effects.loc["lr effect at sigma = 0", "mean_gain"] == pytest.approx(
         effects.loc["tuned vs tuned", "mean_gain"])
     assert "Matched learning rates (2 × 2" in with_controls.text()
+
+
+def test_final_runs_not_ended_change_no_table_and_are_counted(tmp_path, analysis):
+    """A final run still going, or interrupted and waiting for a resume, has no outcome yet: it
+    is no failure at chance and no seed of a look; the report counts it apart."""
+    uri, client, ids = sqlite_store(tmp_path, STUDY)
+    parents = _fill(client, ids[STUDY])
+    for optimizer, status in (("Adam", STATUS_INTERRUPTED), ("L-Adam", STATUS_RUNNING)):
+        chosen = CHOSEN[optimizer]
+        _trial(client, ids[STUDY], parents[30, optimizer], 30, optimizer, PHASE_FINAL, 3, 110,
+               chosen["learning_rate"], chosen.get("sigma", 0.0), 0.5, status)  # no test yet
+    with_open = analyze(load_study(STUDY, uri))
+    for field in ("summary", "gains", "per_seed"):
+        pd.testing.assert_frame_equal(getattr(with_open, field), getattr(analysis, field))
+    for field in ("success", "twins"):
+        pd.testing.assert_frame_equal(getattr(with_open.tuning, field),
+                                      getattr(analysis.tuning, field))
+    assert "; 2 more not ended yet (running or interrupted), left out until they end)" in \
+        markdown(with_open, [])
+    assert "not ended" not in markdown(analysis, [])
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.data.catalog import dataset_info
 from harness.errors import HarnessError
-from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED
+from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED, STATUSES
 
 DIRECTION = {
     "test_accuracy": 1,
@@ -67,6 +67,13 @@ def chance_of(trials: pd.DataFrame) -> pd.Series:
         index=trials.index,
         dtype=float,
     )
+
+
+def ended(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials that have an outcome (finished, diverged or failed); a run still going, or
+    interrupted and waiting for `harness run --resume`, has none yet and is left out until it
+    ends (it is neither a failure nor a seed of a complete look)."""
+    return trials[trials["status"].isin(STATUSES)]
 
 
 def outcome(trials: pd.DataFrame, metric: str) -> pd.Series:

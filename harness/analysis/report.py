@@ -43,7 +43,13 @@ from harness.analysis.tables import (
     twins_table,
 )
 from harness.analysis.tuned import Tuning, analyze_tuning, finals_of
-from harness.study.run_schema import RUN_KIND_ANALYSIS, STATUSES, TAG_RUN_KIND, TAG_STUDY
+from harness.study.run_schema import (
+    PHASE_FINAL,
+    RUN_KIND_ANALYSIS,
+    STATUSES,
+    TAG_RUN_KIND,
+    TAG_STUDY,
+)
 from harness.study.tracking_uri import mlflow_client
 
 DEFAULT_METRIC = "test_accuracy"
@@ -69,6 +75,7 @@ class Analysis:
     continuations: pd.DataFrame  # load.continuations
     tuning: Tuning | None = None  # a tuned study's protocol, choices, budget curves, success
     cost: pd.DataFrame | None = None  # cost.cost_table of every run (tuning ones too)
+    not_ended: int = 0  # analysed runs (a tuned study's finals) still going or interrupted
 
     def figures(self) -> dict:
         figures = {
@@ -239,12 +246,23 @@ def analyze(
         continuations=continuations(analysed.trials, analysed.epochs),
         tuning=tuning,
         cost=cost_table(study.trials),
+        not_ended=_not_ended(study),
     )
+
+
+def _not_ended(study: Study) -> int:
+    trials = study.trials
+    if study.tuned:
+        trials = trials[trials["phase"] == PHASE_FINAL]
+    return int((~trials["status"].isin(STATUSES)).sum())
 
 
 def markdown(analysis: Analysis, plot_names: list[str]) -> str:
     trials = analysis.study.trials
     counts = ", ".join(f"{(trials['status'] == s).sum()} {s}" for s in STATUSES)
+    if analysis.not_ended:
+        counts += (f"; {analysis.not_ended} more not ended yet (running or interrupted), left "
+                   "out until they end")
     which = "final trials" if analysis.tuning is not None else "trials"
     failures = (
         "a diverged or failed run counts at chance accuracy (1 / number of classes)"

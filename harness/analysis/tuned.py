@@ -7,7 +7,8 @@ success (`success_trend`, logistic, secondary) and, in `report`, every
 statistic an untuned study gets (per-arm summary, paired gains by seed, depth trend). Screening
 trials (a kept point on another seed) are no draws of the budget curve; matched-learning-rate
 controls get their own 2 × 2 (`controls`), never pooled with the arms; a study with a declared
-decision gets its verdict from the declared tests (`verdict`), the only primary result. Before any
+decision gets its verdict from the declared tests (`verdict`), the only primary result. Runs that
+have not ended (still going, or interrupted) are left out of all of it (`metrics.ended`). Before any
 final run has an outcome (only tuning trials, or finals still running) there is nothing to
 analyse: a one-line HarnessError says so (`require_finals`).
 """
@@ -24,7 +25,7 @@ from harness.analysis.choice import chosen_configs, edge_warnings
 from harness.analysis.controls import is_control, matched_lr_cells, matched_lr_effects
 from harness.analysis.intervals import CONFIDENCE
 from harness.analysis.load import Study
-from harness.analysis.metrics import outcome
+from harness.analysis.metrics import ended, outcome
 from harness.analysis.success import (
     DEFAULT_MARGIN,
     SUCCESS_METRIC,
@@ -71,13 +72,14 @@ class Tuning:
 def finals_of(study: Study) -> Study:
     """The study restricted to the final trials of its arms (tuning trials never pool with them;
     the matched-learning-rate controls have their own 2 × 2, `controls`)."""
-    final_runs = (study.trials["phase"] == PHASE_FINAL) & ~is_control(study.trials)
-    runs = set(study.trials.loc[final_runs, "run_id"])
+    trials = ended(study.trials)
+    final_runs = (trials["phase"] == PHASE_FINAL) & ~is_control(trials)
+    runs = set(trials.loc[final_runs, "run_id"])
     return Study(
         name=study.name,
         experiment_id=study.experiment_id,
         tracking_uri=study.tracking_uri,
-        trials=study.trials[final_runs].reset_index(drop=True),
+        trials=trials[final_runs].reset_index(drop=True),
         epochs=study.epochs[study.epochs["run_id"].isin(runs)].reset_index(drop=True),
         metric_names=study.metric_names,
         arms=study.arms,
@@ -149,7 +151,8 @@ def analyze_tuning(
         if "score_epoch" in study.arms
         else {}
     )
-    every_final = study.trials[study.trials["phase"] == PHASE_FINAL]
+    every_final = ended(study.trials)
+    every_final = every_final[every_final["phase"] == PHASE_FINAL]
     finals = finals_of(study).trials
     rates = success_rates(finals, threshold, confidence)
     design = design_of(study.design)

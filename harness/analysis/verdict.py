@@ -148,16 +148,18 @@ def verdict_lines(table: pd.DataFrame, notes: list[str], design: Design) -> list
     decision = design.spec.decision
     lines = []
     for row in table.itertuples():
-        decided = (f"p = {row.p_value:.3g} ≤ {row.threshold:.3g} at look {row.look} of "
-                   f"{len(seed_counts(design.spec))}" if row.look else
+        planned = len(seed_counts(design.spec))
+        decided = (f"p = {row.p_value:.3g} ≤ {row.threshold:.3g} at look {int(row.look)} of "
+                   f"{planned}" if pd.notna(row.look) and row.look else
                    f"p = {row.p_value:.3g} > {row.threshold:.3g} at look {row.looks_taken} of "
-                   f"{len(seed_counts(design.spec))}")
+                   f"{planned}")
         lines.append(
             f"**{row.verdict}** — {row.hypothesis} ({row.langevin_cell} − {row.baseline_cell}): "
             f"{row.estimate * 100:+.1f} pp {_interval(row)}, {decided}, {row.seeds} seeds per "
             "arm; power for the declared "
             f"smallest effect at {row.seeds} seeds: {row.power_at_seeds:.2f}")
-    lines.append(f"Declared family: {len(table)} hypotheses, two-sided α = {decision.alpha:g}, "
+    lines.append(f"Declared family: {len(table)} "
+                 f"{'hypothesis' if len(table) == 1 else 'hypotheses'}, two-sided α = {decision.alpha:g}, "
                  f"{'Holm' if decision.correction == 'holm' else 'no correction'}, "
                  f"{decision.spending} α-spending; declared "
                  f"{design.declared or 'when: not recorded (an older harness)'}; "
