@@ -22,7 +22,7 @@ from harness.analysis.curves import CURVE_METRIC, learning_curves, time_to_targe
 from harness.analysis.depth import depth_trend
 from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN_N_WILCOXON
 from harness.analysis.load import Study, continuations
-from harness.analysis.metrics import is_accuracy
+from harness.analysis.metrics import ended, is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
 from harness.analysis.success import SUCCESS_METRIC, thresholds
 from harness.analysis.tables import (
@@ -254,7 +254,7 @@ def _not_ended(study: Study) -> int:
     trials = study.trials
     if study.tuned:
         trials = trials[trials["phase"] == PHASE_FINAL]
-    return int((~trials["status"].isin(STATUSES)).sum())
+    return len(trials) - len(ended(trials))
 
 
 def markdown(analysis: Analysis, plot_names: list[str]) -> str:
