@@ -27,7 +27,7 @@ from study_helpers import REPO, smoke_space
 from trainable_helpers import run_trial
 
 from harness.errors import HarnessError
-from harness.study.pack_trial import check_members, train_pack
+from harness.study.pack_trial import check_members, pack_optimizer_config, train_pack
 from harness.study.packs import (
     MEMBER_FIELDS,
     PACK_MEMBERS,
@@ -207,6 +207,28 @@ def test_members_may_differ_in_seed_rate_sigma_and_names_only(tmp_path):
                "control": "sigma0", "control_of": "y"}
     assert set(renamed) - set(first) <= set(MEMBER_FIELDS)
     check_members([first, renamed])
+
+
+def test_a_quiet_member_may_differ_in_the_noise_fields_and_the_pack_takes_the_noisy_ones(
+        tmp_path):
+    """A member with σ = 0 has no noise to shape: its σ schedule and layer fraction may differ
+    from the noisy members', whose own the pack trains with, even with the quiet one first."""
+    first, second, third = noisy_trials(tmp_path, FULL_AND_LAYER[1:])  # Layer Langevin, 0.3
+    schedule = {"name": "off_after", "epoch": 1}
+    second, third = ({**c, "sigma_schedule": schedule} for c in (second, third))
+    quiet = {**first, "sigma": 0.0, "layer_fraction": 1.0, "sigma_schedule": None}
+    check_members([quiet, second, third])
+    config = pack_optimizer_config([quiet, second, third])
+    assert (config["sigma_schedule"], config["layer_fraction"]) == (schedule, 0.3)
+    assert config["sigma"] == [0.0, second["sigma"], third["sigma"]]
+    quiet_only = pack_optimizer_config([quiet, {**quiet, "seed": 5}])
+    assert (quiet_only["sigma_schedule"], quiet_only["layer_fraction"]) == (None, 1.0)
+    for field, value in (("sigma_schedule", None), ("layer_fraction", 1.0)):
+        with pytest.raises(HarnessError, match=f"'{field}' differs") as error:
+            check_members([quiet, second, {**third, field: value}])
+        assert third["trial_key"] in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(HarnessError, match="'epochs' differs"):
+        check_members([second, {**quiet, "epochs": 9}])
 
 
 def test_train_pack_refuses_a_mixed_pack_before_it_trains(tmp_path):

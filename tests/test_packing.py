@@ -20,7 +20,13 @@ from trainable_helpers import FakeTrial, run_trial
 from harness.errors import HarnessError
 from harness.packing.model import build_packed, load_members
 from harness.packing.train import PackedTrainer
-from harness.study.packs import PACK_MEMBERS, auto_pack_size, member_results, pack_configs
+from harness.study.packs import (
+    PACK_MEMBERS,
+    auto_pack_size,
+    largest_group,
+    member_results,
+    pack_configs,
+)
 from harness.study.run_schema import EPOCH_METRICS, FINAL_METRICS
 from harness.study.space import trial_configs
 from harness.study.tracking import MLflowRecorder
@@ -57,11 +63,31 @@ def test_packs_group_only_trials_that_differ_in_seed_rate_and_sigma(tmp_path):
         group = pack[PACK_MEMBERS]
         assert 1 <= len(group) <= 4
         assert len({(m["depth"], m["base_optimizer"]) for m in group}) == 1
-        assert len({str(m["sigma_schedule"]) for m in group}) == 1  # one σ schedule per pack
+        # one σ schedule per pack among its noisy members
+        assert len({str(m["sigma_schedule"]) for m in group if m["sigma"] > 0}) <= 1
         assert [configs.index(m) for m in group] == sorted(configs.index(m) for m in group)
     # per depth: Adam + L-Adam (6 trials, σ alone differs) → 4 + 2; scheduled L-Adam 3; RMSprop 3
     assert sorted(len(p[PACK_MEMBERS]) for p in packs) == sorted([4, 2, 3, 3] * 2)
     assert len({p["trial_key"] for p in packs}) == len(packs)
+
+
+def test_a_plain_arm_packs_with_its_scheduled_twin_and_not_with_layer_langevin(tmp_path):
+    """The decided studies' arms: plain Adam has no σ schedule, its twin σ off after epoch 1 and
+    the Layer Langevin twin another fraction. The plain trials (σ = 0) share a pack with either;
+    the two noisy arms never share one."""
+    plain = {"base": "adam", "learning_rate": 1e-3,
+             "lr_schedule": {"name": "piecewise", "epoch": 1, "factor": 0.1}}
+    twin = {**plain, "sigma": 1e-3, "sigma_schedule": {"name": "off_after", "epoch": 1}}
+    _, spec = smoke_space(tmp_path, seeds=[0, 1, 2, 3], model={"family": "dense", "depths": [2]},
+                          optimizers=[plain, twin, {**twin, "layer_fraction": 0.3}])
+    configs = trial_configs(spec)
+    packs = [p[PACK_MEMBERS] for p in pack_configs(configs, 8)]
+    assert [[m["optimizer"] for m in pack] for pack in packs] == [
+        ["Adam"] * 4 + ["L-Adam"] * 4, ["LL-Adam"] * 4]
+    assert largest_group(configs) == 8
+    packs = [p[PACK_MEMBERS] for p in pack_configs(configs, 6)]
+    assert [[m["optimizer"] for m in pack] for pack in packs] == [
+        ["Adam"] * 4 + ["L-Adam"] * 2, ["L-Adam"] * 2, ["LL-Adam"] * 4]
 
 
 def test_a_pack_result_is_read_back_per_member(tmp_path):
@@ -188,11 +214,14 @@ def _varied(configs: list[dict], rates, sigmas) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def langevin_pack(worker, workdir):
+    """Member 0 a plain Adam trial (σ 0, no σ schedule), members 1 and 2 its Langevin twins (σ
+    off after epoch 2): the pack must give the twins their own schedule, not member 0's."""
     group = _varied(members(workdir, "lpack", [{
         "base": "adam", "learning_rate": 1e-3, "sigma": 1e-3,
         "lr_schedule": {"name": "piecewise", "epoch": 2, "factor": 0.1},
         "sigma_schedule": {"name": "off_after", "epoch": 2}}]),
-        rates=[3e-3, 1e-3, 1e-2], sigmas=[1e-3, 0.0, 3e-2])
+        rates=[3e-3, 1e-3, 1e-2], sigmas=[0.0, 1e-3, 3e-2])
+    group[0] = {**group[0], "sigma_schedule": None, "optimizer": "Adam", "variant": "baseline"}
     (pack,) = pack_configs(group, 3)
     return group, pack, run_trial(worker, pack, workdir, "lpack")
 

@@ -4,8 +4,10 @@
 {"trial": pack config of `packs.pack_configs`}). It does for its members exactly what
 `trial.train_trial` does for one trial:
 - its members must agree on everything but the fields of `packs.MEMBER_FIELDS` (seed, learning
-  rate, σ and the names): the pack trains them all with member 0's model, epochs, layer fraction
-  and schedules, so a pack of members that differ in more is refused (`check_members`);
+  rate, σ and the names), and its noisy members (σ > 0) on `packs.NOISE_FIELDS` (σ's schedule,
+  the layer fraction) too: the pack trains them all with member 0's model, epochs and learning
+  rate schedule and the noisy members' noise fields (a quiet member's noise is 0 under any), so
+  a pack of members that differ in more is refused (`check_members`);
 - member k's weights are those its own trial would start from (its unpacked model built after
   seeding with its seed), its batches come in its own seed's order (the global TF seed is set to
   its seed before its epoch's pipeline is made, as in its own trial), and its learning rate, σ
@@ -34,7 +36,14 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.study import devices
-from harness.study.packs import MEMBER_FIELDS, PACK_MEMBERS, pack_step
+from harness.study.packs import (
+    MEMBER_FIELDS,
+    NOISE_FIELDS,
+    PACK_MEMBERS,
+    noise_of,
+    pack_noise,
+    pack_step,
+)
 from harness.study.run_schema import PHASE_TUNE, STATUS_DIVERGED, STATUS_FINISHED, STATUS_RUNNING
 from harness.study.trial import (
     build_trial_model,
@@ -57,22 +66,30 @@ def _same(a, b) -> bool:
 
 def check_members(members: list[dict]) -> None:
     """HarnessError (one line, naming the field) unless the members' configs are equal in
-    everything but `packs.MEMBER_FIELDS`: the pack trains every member with member 0's values of
-    the rest (a Layer Langevin trial packed with full-Langevin ones would report full Langevin)."""
+    everything but `packs.MEMBER_FIELDS` and `packs.NOISE_FIELDS`, and the noisy members (σ > 0)
+    in the noise fields too: the pack trains every member with member 0's values of the rest and
+    the noisy members' noise (a Layer Langevin trial packed with full-Langevin ones would report
+    full Langevin)."""
     first = members[0]
-    for member in members[1:]:
-        for key in sorted((first.keys() | member.keys()) - set(MEMBER_FIELDS)):
-            if key not in first or key not in member or not _same(first[key], member[key]):
+    noisy = [m for m in members if noise_of(m) is not None]
+    pairs = [(first, m, set(MEMBER_FIELDS + NOISE_FIELDS)) for m in members[1:]]
+    pairs += [(noisy[0], m, set(MEMBER_FIELDS)) for m in noisy[1:]]
+    for one, other, free in pairs:
+        for key in sorted((one.keys() | other.keys()) - free):
+            if key not in one or key not in other or not _same(one[key], other[key]):
                 raise HarnessError(
-                    f"pack {first['trial_key']} cannot train {member['trial_key']} with it: "
-                    f"their {key!r} differs ({first.get(key)!r} vs {member.get(key)!r}); only "
-                    f"{', '.join(MEMBER_FIELDS)} may differ within a pack")
+                    f"pack {first['trial_key']} cannot train {other['trial_key']} with it: "
+                    f"their {key!r} differs ({one.get(key)!r} vs {other.get(key)!r}); only "
+                    f"{', '.join(MEMBER_FIELDS)} may differ within a pack, and "
+                    f"{', '.join(NOISE_FIELDS)} for members whose sigma is 0")
 
 
 def pack_optimizer_config(members: list[dict]) -> dict:
-    """The members' shared config (`packs.MEMBER_FIELDS` aside, their configs are equal) with
-    per-member learning rates, σ and seeds (lists)."""
-    return {**members[0], "learning_rate": [m["learning_rate"] for m in members],
+    """The members' shared config (`packs.MEMBER_FIELDS` aside, their configs are equal), the
+    noisy members' noise fields (`packs.pack_noise`) and per-member learning rates, σ and seeds
+    (lists)."""
+    return {**members[0], **pack_noise(members),
+            "learning_rate": [m["learning_rate"] for m in members],
             "sigma": [m["sigma"] for m in members], "seed": [m["seed"] for m in members]}
 
 

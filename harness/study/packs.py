@@ -2,9 +2,14 @@
 
 A study file's `packing: K` (or `auto`) groups the trials of each Tune experiment that can train
 as one packed model: the same config in everything but the fields of `MEMBER_FIELDS` (seed,
-learning rate, σ and what names the trial). Groups keep the order of the trials and are cut into
-packs of at most K. A pack is one Tune trial, {"trial_key": …, "members": [trial configs]}; every
-member keeps its own trial config, key and MLflow run, as if it had run alone.
+learning rate, σ and what names the trial) and `NOISE_FIELDS` (σ's schedule, the Layer Langevin
+fraction). The noise fields shape only the noise term σ_t·√γ_t·ξ_t, which is 0 for a member whose
+σ is 0: such a quiet member (a plain arm) trains alike under any of them, so it may share a pack
+with noisy members (its Langevin twin), and the noisy members of one pack agree on them. Each
+trial, in the trials' order, joins the first pack of its group with room for it and, if it is
+noisy, no other noise; a pack holds at most K. A pack is one Tune trial,
+{"trial_key": …, "members": [trial configs]}; every member keeps its own trial config, key and
+MLflow run, as if it had run alone.
 
 `auto` takes K = min(the largest group, K_max, what fits the memory), the memory per member
 estimated by `limits.trial_bytes`. With a GPU K_max = 32. On CPUs K_max is the pack size whose
@@ -17,11 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 
 PACK_MEMBERS = "members"
 # what may differ between the members of one pack: the rest of their configs is equal
 MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "variant", "arm",
                  "point", "stage", "control", "control_of")
+# what shapes only the noise: equal among a pack's noisy members, free for its quiet ones (σ = 0)
+NOISE_FIELDS = ("sigma_schedule", "layer_fraction")
 AUTO = "auto"
 AUTO_MAX_GPU = 32
 # Trials per hour of packs of K over unpacked trials of the family, depth 20, on the 2-core CPU
@@ -61,9 +69,23 @@ def member_results(config: dict, result: dict) -> list[tuple[dict, dict]]:
 
 
 def _shared(config: dict) -> str:
-    """What must be equal within a pack: everything but `MEMBER_FIELDS`."""
-    shared = {k: v for k, v in config.items() if k not in MEMBER_FIELDS}
+    """What must be equal within a pack: everything but `MEMBER_FIELDS` and `NOISE_FIELDS`."""
+    shared = {k: v for k, v in config.items() if k not in MEMBER_FIELDS + NOISE_FIELDS}
     return json.dumps(shared, sort_keys=True, default=str)
+
+
+def noise_of(config: dict) -> str | None:
+    """The trial's `NOISE_FIELDS` as compared within a pack, or None for a quiet trial (σ = 0)."""
+    if config["sigma"] == 0:
+        return None
+    return json.dumps({k: config.get(k) for k in NOISE_FIELDS}, sort_keys=True, default=str)
+
+
+def pack_noise(members: list[dict]) -> dict:
+    """The `NOISE_FIELDS` a pack trains with: its noisy members', or its first member's if all
+    are quiet (their σ is 0: the fields change nothing)."""
+    source = next((m for m in members if noise_of(m) is not None), members[0])
+    return {k: source[k] for k in NOISE_FIELDS}
 
 
 def _pack(members: list[dict]) -> dict:
@@ -81,14 +103,35 @@ def _groups(configs: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
+def _cut(group: list[dict], size: int) -> list[list[dict]]:
+    """One group's trials, in order, each in the first pack with room and no other noise."""
+    packs: list[dict] = []  # {"noise": the noisy members' noise or None, "members": [...]}
+    for config in group:
+        noise = noise_of(config)
+        pack = next((p for p in packs if len(p["members"]) < size
+                     and (noise is None or p["noise"] in (None, noise))), None)
+        if pack is None:
+            pack = {"noise": None, "members": []}
+            packs.append(pack)
+        pack["members"].append(config)
+        pack["noise"] = pack["noise"] or noise
+    return [p["members"] for p in packs]
+
+
 def pack_configs(configs: list[dict], size: int) -> list[dict]:
-    """The trials as packs of at most `size` compatible trials, in the trials' order."""
-    return [_pack(group[start:start + size]) for group in _groups(configs)
-            for start in range(0, len(group), size)]
+    """The trials as packs of at most `size` compatible trials (see the module docstring)."""
+    return [_pack(members) for group in _groups(configs) for members in _cut(group, size)]
 
 
 def largest_group(configs: list[dict]) -> int:
-    return max(map(len, _groups(configs)), default=1)
+    """The most trials one pack could hold: a group's quiet trials and its largest set of noisy
+    ones that agree on their noise."""
+    def packable(group: list[dict]) -> int:
+        noises = Counter(noise_of(c) for c in group)
+        quiet = noises.pop(None, 0)
+        return quiet + max(noises.values(), default=0)
+
+    return max(map(packable, _groups(configs)), default=1)
 
 
 def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
@@ -147,8 +190,6 @@ def packed(spec, configs: list[dict]) -> tuple[list[dict], list[str]]:
     """(the trials as packs, what the run says of them): how many packs of at most what size and
     why, and each pack step mode with how many packs take it and why (`pack_step`, on a GPU
     where the study's trials ask for one)."""
-    from collections import Counter
-
     size, why = pack_size(spec, configs)
     packs = pack_configs(configs, size)
     lines = [f"packing {spec.packing}: {len(configs)} trials in {len(packs)} packs of at most "
