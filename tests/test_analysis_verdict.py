@@ -71,6 +71,11 @@ def test_an_unfinished_look_is_not_counted_and_no_look_means_no_verdict():
     assert set(table["verdict"]) == {"undecided"}  # 4 seeds cannot pass O'Brien-Fleming
     none, notes = verdict_table(design(), finals(SEEDS[:3], {k: v[:3] for k, v in DECIDED.items()}))
     assert none.empty and "no look complete yet" in notes[0]
+    # look 2 in progress: one cell has all its seeds, the others not yet (they run in packs)
+    ahead = pd.concat([first_half, finals(SEEDS[4:], {PLAIN: DECIDED[PLAIN][4:]})])
+    assert len(replay(design(), ahead).looks) == 1
+    table, _ = verdict_table(design(), ahead)
+    assert set(table["looks_taken"]) == {1} and set(table["seeds"]) == {4}
 
 
 def test_a_verdict_that_differs_from_the_drivers_record_is_reported():

@@ -61,16 +61,21 @@ def _records(finals: pd.DataFrame) -> list[dict]:
 
 
 def replay(design: Design, finals: pd.DataFrame) -> LookState:
-    """The looks the final trials complete, each decided as the driver decides it."""
+    """The looks the final trials complete, each decided as the driver decides it: look k is
+    complete when every final cell has ended runs on the first `looks[k]` final seeds (a look
+    in progress, some cells ahead of others, is not a look yet)."""
     spec = design.spec
     seeds = spec.tuning.final_seed_list
     records = _records(finals) if len(finals) else []
+    per_cell: dict[str, set[int]] = {}
+    for record in records:
+        per_cell.setdefault(record["arm"], set()).add(record["seed"])
     state = LookState()
     earlier = 0
     for count in seed_counts(spec):
         wanted = set(seeds[earlier:count])
-        present = {r["seed"] for r in records}
-        if not wanted <= present or state.stopped:
+        if not records or any(not wanted <= present for present in per_cell.values()) \
+                or state.stopped:
             break
         state = add_look(spec, design.choices, state, count,
                          [r for r in records if r["seed"] in wanted])
