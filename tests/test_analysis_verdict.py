@@ -62,6 +62,21 @@ def test_the_verdict_is_the_declared_tests_replayed_look_by_look():
     assert "+100.0 pp" in lines[1] and "8 seeds per arm" in lines[1]
 
 
+def test_a_secondary_cell_stopped_at_its_seeds_completes_the_later_looks():
+    """With `secondary_seeds: 4` the driver runs the only-describing control L-Adam[sigma=0] on
+    look 1 only: its 4 seeds complete look 2 as well; without the field they leave it open."""
+    stopped = {**DECIDED, f"{NOISY}[sigma=0]": DECIDED[f"{NOISY}[sigma=0]"][:4]}
+    runs = pd.concat([finals(SEEDS, {k: v for k, v in stopped.items() if len(v) == 8}),
+                      finals(SEEDS[:4], {k: v for k, v in stopped.items() if len(v) == 4})])
+    assert len(replay(design(), runs).looks) == 1
+    base = design()
+    secondary = Design(base.spec.model_copy(update={"decision": base.spec.decision.model_copy(
+        update={"secondary_seeds": 4})}), base.choices, None)
+    table, _ = verdict_table(secondary, runs)
+    assert set(table["verdict"]) == {"supported"} and set(table["look"]) == {2}
+    assert table.set_index("hypothesis")["seeds"].tolist() == [8, 8]
+
+
 def test_an_unfinished_look_is_not_counted_and_no_look_means_no_verdict():
     first_half = finals(SEEDS[:4], {k: v[:4] for k, v in DECIDED.items()})
     assert len(replay(design(), first_half).looks) == 1

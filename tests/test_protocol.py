@@ -13,6 +13,7 @@ import yaml
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.study import looks
+from harness.study.power_plan import power_lines
 from harness.study.run_schema import STATUS_DIVERGED, STATUS_FINISHED
 from harness.study.space import parse_space
 from harness.study.tuning import (
@@ -124,6 +125,8 @@ def test_noise_only_tunes_sigma_alone_at_the_plain_choice(tmp_path):
     ({"tuning.final_seeds": [1, 2, 3, 4, 5, 6, 7, 8]}, "screening seeds [1]"),
     ({"tuning.final_seeds": 5}, "decision.looks"),
     ({"decision.looks": [6, 3]}, "increasing"),
+    ({"decision.secondary_seeds": 9}, "decision.secondary_seeds': 9 is more than"),
+    ({"decision.secondary_seeds": 0}, "decision.secondary_seeds"),
     ({"tuning.matched_lr_controls": None}, "needs the twins at one learning rate"),
 ])
 def test_bad_protocol_fields_are_refused_with_one_line(tmp_path, changes, message):
@@ -222,6 +225,31 @@ def test_looks_stop_when_every_declared_test_is_decided(tmp_path):
     assert {v["verdict"] for v in state.decision["verdicts"].values()} == {"supported"}
     again = looks.LookState.from_json(state.to_json())
     assert again.stopped and again.to_json() == state.to_json()
+
+
+def test_a_cell_no_declared_test_compares_stops_at_the_secondary_seeds(tmp_path):
+    """smoke_decided's tests compare L-Adam[lr=Adam] with Adam (accuracy) and L-Adam with Adam
+    (success): the control L-Adam[sigma=0] only describes, so with `secondary_seeds: 4` it runs
+    look 1's 4 seeds and none of look 2's; without it, every look's."""
+    choices = _choices(spec_of(tmp_path), 5e-3, 1e-3)
+    spec = spec_of(tmp_path, **{"decision.secondary_seeds": 4})
+    plain, noisy = arms(spec)
+    first, second = (looks.look_configs(spec, choices, a, b) for a, b in ((0, 4), (4, 8)))
+
+    def cells_of(configs):
+        seeds: dict[str, list[int]] = {}
+        for config in configs:
+            seeds.setdefault(config["arm"], []).append(config["seed"])
+        return seeds
+
+    sigma0 = f"{noisy.name}[sigma=0]"
+    assert cells_of(first) == {cell: [2, 3, 4, 5] for cell in
+                               (plain.name, noisy.name, sigma0, f"{noisy.name}[lr=Adam]")}
+    assert cells_of(second) == {cell: [6, 7, 8, 9] for cell in
+                                (plain.name, noisy.name, f"{noisy.name}[lr=Adam]")}
+    every = spec_of(tmp_path)
+    assert looks.look_configs(every, choices, 4, 8) == final_configs(every, choices, [6, 7, 8, 9])
+    assert "stop at 4 seeds (decision.secondary_seeds)" in "\n".join(power_lines(spec))
 
 
 def test_an_unfinished_run_counts_at_chance_and_failed_not_trained(tmp_path):

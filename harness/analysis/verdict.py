@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.study.looks import LookState, add_look, hypotheses, seed_counts
+from harness.study.looks import LookState, add_look, hypotheses, look_configs, seed_counts
 from harness.study.run_schema import (
     DESIGN_CHOICES,
     DESIGN_DECLARED,
@@ -62,23 +62,19 @@ def _records(finals: pd.DataFrame) -> list[dict]:
 
 def replay(design: Design, finals: pd.DataFrame) -> LookState:
     """The looks the final trials complete, each decided as the driver decides it: look k is
-    complete when every final cell has ended runs on the first `looks[k]` final seeds (a look
+    complete when every trial the driver runs for it (`looks.look_configs`) has ended (a look
     in progress, some cells ahead of others, is not a look yet)."""
     spec = design.spec
-    seeds = spec.tuning.final_seed_list
     records = _records(finals) if len(finals) else []
-    per_cell: dict[str, set[int]] = {}
-    for record in records:
-        per_cell.setdefault(record["arm"], set()).add(record["seed"])
+    ended = {(r["arm"], r["seed"]) for r in records}
     state = LookState()
     earlier = 0
     for count in seed_counts(spec):
-        wanted = set(seeds[earlier:count])
-        if not records or any(not wanted <= present for present in per_cell.values()) \
-                or state.stopped:
+        wanted = {(c["arm"], c["seed"]) for c in look_configs(spec, design.choices, earlier, count)}
+        if not wanted <= ended or state.stopped:
             break
         state = add_look(spec, design.choices, state, count,
-                         [r for r in records if r["seed"] in wanted])
+                         [r for r in records if (r["arm"], r["seed"]) in wanted])
         earlier = count
     return state
 

@@ -6,6 +6,8 @@ finding and the looks — written in the study file before any data exists.
       correction: holm              # holm (over every hypothesis below) | none
       spending: obrien_fleming      # α-spending over the looks: obrien_fleming | pocock
       looks: [8, 16, 24, 32, 40]    # cumulative final seeds per arm at each look; last = maximum
+      secondary_seeds: 16           # final cells no declared test compares stop at this many
+                                    # seeds (null: they run every look's seeds)
       success_threshold: null       # a run trained: test accuracy > this (null: chance + 0.10)
       tests:
         - endpoint: success         # success | accuracy | accuracy_trained
@@ -94,6 +96,8 @@ class DecisionSpec(_Strict):
     spending: Literal[tuple(SPENDING)] = "obrien_fleming"  # type: ignore[valid-type]
     looks: list[int] | None = Field(None, description="cumulative final seeds per arm at each "
                                     "look; None: one look at tuning.final_seeds")
+    secondary_seeds: int | None = Field(None, ge=1, description="final seeds of a cell no "
+                                        "declared test compares; None: every look's")
     success_threshold: float | None = Field(None, ge=0, le=1)
     tests: list[DeclaredTest] = Field(min_length=1)
 

@@ -2,7 +2,8 @@
 
 A study with a `decision:` block (`harness.design.declared`) runs its final seeds in looks
 (`decision.looks`, cumulative seeds per arm, e.g. 8, 16, 24, 32, 40; one look at
-`tuning.final_seeds` when none are given). After look k every declared **hypothesis** — one
+`tuning.final_seeds` when none are given; a cell that no declared test compares stops at
+`decision.secondary_seeds` when given). After look k every declared **hypothesis** — one
 (declared test, depth, Langevin arm of a listed base optimizer) — is tested on the seeds run so
 far by both of its cells:
 
@@ -62,6 +63,22 @@ def seed_counts(spec: StudySpec) -> list[int]:
     if decision is not None and decision.looks:
         return list(decision.looks)
     return [len(spec.tuning.final_seed_list)]
+
+
+def look_configs(spec: StudySpec, choices: dict, earlier: int, count: int) -> list[dict]:
+    """The final trials of the look that takes the cells from `earlier` to `count` seeds: every
+    cell on final seeds earlier+1 … count, but a cell no declared hypothesis compares stops at
+    `decision.secondary_seeds` (it describes; the tests never read it)."""
+    from harness.study.tuning import final_configs
+
+    seeds = spec.tuning.final_seed_list
+    configs = final_configs(spec, choices, seeds[earlier:count])
+    secondary = spec.decision.secondary_seeds if spec.decision is not None else None
+    if secondary is None:
+        return configs
+    declared = {cell for h in hypotheses(spec) for cell in cells(spec, choices, h)}
+    kept = set(seeds[:secondary])
+    return [c for c in configs if c["arm"] in declared or c["seed"] in kept]
 
 
 def hypotheses(spec: StudySpec) -> list[Hypothesis]:

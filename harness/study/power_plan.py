@@ -61,6 +61,10 @@ def power_lines(spec) -> list[str]:
     lines = [f"declared decision: {len(found)} hypotheses, two-sided α = {alpha:g} family-wise "
              f"({family}); final seeds in looks {plan} ({decision.spending} α-spending); a "
              "verdict comes from these tests only, everything else is secondary"]
+    if decision.secondary_seeds is not None:
+        lines.append(f"final cells no declared test compares (other depths, optimizers, "
+                     f"controls) stop at {decision.secondary_seeds} seeds "
+                     "(decision.secondary_seeds); the compared cells run every look")
     for index, test in enumerate(decision.tests):
         mine = [h for h in found if h.test == index]
         effect = test.effect.effect()

@@ -382,7 +382,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
                out, tuning_only: bool = False) -> StudyOutcome:
     """The phases of a tuned study (see the module docstring); with `tuning_only`, the tuning
     phases only (the finals wait for a decision declared from their outcomes)."""
-    from harness.study import looks, tuning
+    from harness.study import looks
     from harness.study.tracking import (
         ensure_arm_runs,
         finish_arm_runs,
@@ -408,10 +408,9 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     if state.looks and spec.decision is not None:  # a stop inside the last record is mended
         record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
     plan = looks.seed_counts(spec)
-    seeds = spec.tuning.final_seed_list
     for index, count in enumerate(plan):
         earlier = plan[index - 1] if index else 0
-        configs = tuning.final_configs(spec, choices, seeds[earlier:count])
+        configs = looks.look_configs(spec, choices, earlier, count)
         if index < len(state.looks):
             total = _add(total, StudyOutcome(len(configs), len(configs), 0))
             continue

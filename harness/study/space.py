@@ -529,6 +529,11 @@ def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
     if spec.tuning is None:
         raise HarnessError(f"{path}: field 'decision': a declared decision needs a tuning block "
                            "(the tests compare the final seeds of tuned arms)")
+    secondary = spec.decision.secondary_seeds
+    if secondary is not None and secondary > (looks or [len(spec.tuning.final_seed_list)])[-1]:
+        raise HarnessError(f"{path}: field 'decision.secondary_seeds': {secondary} is more than "
+                           "the final seeds of the declared cells; allowed: 1 to "
+                           f"{(looks or [len(spec.tuning.final_seed_list)])[-1]}")
     if looks is None:
         return spec
     tuning = spec.tuning
