@@ -530,10 +530,10 @@ def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
         raise HarnessError(f"{path}: field 'decision': a declared decision needs a tuning block "
                            "(the tests compare the final seeds of tuned arms)")
     secondary = spec.decision.secondary_seeds
-    if secondary is not None and secondary > (looks or [len(spec.tuning.final_seed_list)])[-1]:
+    most = looks[-1] if looks else len(spec.tuning.final_seed_list)
+    if secondary is not None and secondary > most:
         raise HarnessError(f"{path}: field 'decision.secondary_seeds': {secondary} is more than "
-                           "the final seeds of the declared cells; allowed: 1 to "
-                           f"{(looks or [len(spec.tuning.final_seed_list)])[-1]}")
+                           f"the final seeds of the declared cells; allowed: 1 to {most}")
     if looks is None:
         return spec
     tuning = spec.tuning
