@@ -11,5 +11,6 @@ success), `controls` (the matched-learning-rate 2 × 2) and, with a declared dec
 (the declared tests replayed from the runs: the only primary result). `cost` gives each
 phase's wall time and trial time from the runs' start and end times. `export` writes a study's
 runs, epochs and design as files and reads them back (`harness analyze --from DIR`: the numbers
-without MLflow).
+without MLflow); `pool` joins several such studies that ran other depths into one secondary
+analysis.
 """

@@ -1,5 +1,6 @@
 """`harness analyze STUDY`: the tables, plots and report of a study, printed and attached to it;
-`harness analyze --from DIR`: the same from a study exported as plain files (`export`)."""
+`harness analyze --from DIR`: the same from a study exported as plain files (`export`);
+`harness analyze --from DIR --from DIR2`: several exported studies pooled (`pool`), secondary."""
 
 from __future__ import annotations
 
@@ -40,14 +41,18 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--from",
-        dest="from_dir",
+        dest="from_dirs",
         type=Path,
+        action="append",
         default=None,
         metavar="DIR",
         help=(
             "analyse the runs exported in DIR (runs.csv, epochs.csv, arms.csv, study.json, as "
             "an earlier `harness analyze` wrote them into its --out) instead of reading MLflow; "
-            "no MLflow 'analysis' run is logged"
+            "no MLflow 'analysis' run is logged. Given twice or more, the studies are pooled "
+            "into one secondary analysis (e.g. a depth trend across studies that ran other "
+            "depths; two studies that ran one dataset/model/depth are refused), named "
+            "STUDY1+STUDY2; no declared test is replayed"
         ),
     )
     parser.add_argument(
@@ -116,7 +121,7 @@ def success_threshold(text: str | None) -> float | None:
 
 def load(args: argparse.Namespace):
     """The study to analyse: from MLflow, or from the exported folder of `--from`."""
-    if args.from_dir is None:
+    if args.from_dirs is None:
         if args.study is None:
             raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
         from harness.study.tracking_uri import (
@@ -139,10 +144,18 @@ def load(args: argparse.Namespace):
                            "keeps the arms it was exported with (--from takes no --per-arm)")
     if args.tracking_uri is not None:
         raise HarnessError("--tracking-uri and --from exclude each other: --from reads no MLflow")
-    study = load_exported(args.from_dir)
+    studies = [load_exported(directory) for directory in args.from_dirs]
+    if len(studies) > 1:
+        if args.study is not None:
+            raise HarnessError("several --from folders are pooled into one study named after "
+                               "theirs: give no STUDY with them")
+        from harness.analysis.pool import pool
+
+        return pool(studies)
+    (study,), (directory,) = studies, args.from_dirs
     if args.study not in (None, study.name, study.experiment_id):
         raise HarnessError(
-            f"STUDY {args.study!r} does not match {args.from_dir / META}, which holds study "
+            f"STUDY {args.study!r} does not match {directory / META}, which holds study "
             f"{study.name!r} (experiment {study.experiment_id}): give that name or id, or none"
         )
     return study
@@ -159,9 +172,10 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(analysis, out_dir)[-1]
     export_study(study, out_dir)
     print(analysis.text())
-    if args.from_dir is not None:
+    if args.from_dirs is not None:
         print(
-            f"\nreport: {report} (from the runs exported in {args.from_dir}; "
+            f"\nreport: {report} (from the runs exported in "
+            f"{', '.join(str(d) for d in args.from_dirs)}; "
             "no MLflow analysis run logged)"
         )
         return 0

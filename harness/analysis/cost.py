@@ -10,6 +10,8 @@ For the runs of one phase (`phase`, and `stage` for the screening runs of the tu
 A run still open (no end time) ends at the phase's last end; a phase with no start time
 (an exported study from before the times were kept) is left out. A study stopped and resumed
 later counts the pause in both columns of the phases it split (a resumed run keeps its start).
+Studies analysed together (`pool`) get a row per study and phase: a span across two studies
+would count the time between them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.analysis.load import PACK_COLUMN
+from harness.analysis.pool import STUDY_COLUMN
 
 COLUMNS = ["phase", "runs", "trials", "first_start_utc", "last_end_utc", "wall_hours",
            "trial_hours"]
@@ -24,9 +27,13 @@ MS_PER_HOUR = 3.6e6
 
 
 def _phase(trials: pd.DataFrame) -> pd.Series:
+    """"final", "tune (screen)"...; "STUDY: final" for the trials of several studies pooled."""
     stage = trials["stage"] if "stage" in trials else pd.Series(None, index=trials.index)
-    return trials["phase"].fillna("").astype(str) + stage.map(
+    phase = trials["phase"].fillna("").astype(str) + stage.map(
         lambda s: f" ({s})" if isinstance(s, str) and s else "")
+    if STUDY_COLUMN in trials and trials[STUDY_COLUMN].nunique() > 1:
+        return trials[STUDY_COLUMN].astype(str) + ": " + phase
+    return phase
 
 
 def _utc(ms: float) -> str:

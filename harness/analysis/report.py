@@ -24,6 +24,7 @@ from harness.analysis.intervals import CONFIDENCE, MIN_N_BOOTSTRAP, MIN_N_T, MIN
 from harness.analysis.load import Study, continuations
 from harness.analysis.metrics import ended, is_accuracy
 from harness.analysis.paired import HOLM_FAMILY, pair_seeds, summarize_gains
+from harness.analysis.pool import pooled_studies
 from harness.analysis.success import SUCCESS_METRIC, thresholds
 from harness.analysis.tables import (
     LEAD_TITLE,
@@ -53,6 +54,10 @@ from harness.study.run_schema import (
 from harness.study.tracking_uri import mlflow_client
 
 DEFAULT_METRIC = "test_accuracy"
+POOLED_TITLE = (
+    "Studies pooled (secondary: a verdict comes only from each study's own declared tests, in its "
+    "own analysis; the tables below pool the runs of the groups each study ran)"
+)
 NO_PAIRS = "No Langevin optimizer ran beside its baseline: nothing to pair."
 MINIMUM_N = (
     f"Minimum n: t intervals from {MIN_N_T} seeds, BCa bootstrap intervals from {MIN_N_BOOTSTRAP}, "
@@ -97,6 +102,9 @@ class Analysis:
     def sections(self) -> list[tuple[str, str]]:
         """(title, body) of every part of the report, tables as plain text frames."""
         parts = []
+        pooled = pooled_studies(self.study.trials)
+        if len(pooled):
+            parts.append((POOLED_TITLE, pooled))
         if self.tuning is not None and self.tuning.declared is not None:
             parts += declared_sections(self.tuning)
         elif len(self.gains):  # no declared test: the deepest comparison, in plain words
