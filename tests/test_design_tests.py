@@ -10,10 +10,12 @@ import scipy.stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from harness.design import tests as design_tests
 from harness.design.tests import (
     ALL_EQUAL,
     BCA,
     ENDPOINT_TESTS,
+    EXACT_FLIP_MAX_N,
     NEWCOMBE,
     PERCENTILE,
     TOO_FEW,
@@ -23,6 +25,7 @@ from harness.design.tests import (
     fisher_p,
     mcnemar_p,
     newcombe_interval,
+    on_flip_grid,
     sign_flip_p,
 )
 
@@ -72,18 +75,40 @@ def test_sign_flip_decimal_ties():
     assert sign_flip_p(values) == brute_force_flip_p(["0.1", "0.2", "0.3", "0.6"])
 
 
-def test_sign_flip_random_flips_beyond_twenty_agree_with_full_enumeration():
-    rng = np.random.default_rng(3)
-    differences = rng.normal(0.004, 0.01, size=21)
-    grid = np.rint(differences / np.abs(differences).max() * 1e9).astype(np.int64)
+def _enumerated_flip_p(grid) -> float:
+    """Every one of the 2^n sign vectors of integer differences, summed and counted."""
     sums = np.zeros(1, dtype=np.int64)
     for value in grid:
         sums = np.concatenate((sums + value, sums - value))
-    exact = np.mean(np.abs(sums) >= abs(grid.sum()))
+    return float(np.mean(np.abs(sums) >= abs(grid.sum())))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 15, 16, 21, 22])
+def test_sign_flip_met_in_the_middle_equals_full_enumeration(n):
+    """Odd and even n, n = 1, ties (small integers) and real-valued differences past 20 seeds."""
+    rng = np.random.default_rng(n)
+    for differences in (rng.integers(-4, 5, size=n) / 1000, rng.normal(0.004, 0.01, size=n)):
+        assert sign_flip_p(differences) == _enumerated_flip_p(on_flip_grid(differences))
+
+
+def test_sign_flip_is_exact_at_48_seeds_below_any_random_flip_floor():
+    assert EXACT_FLIP_MAX_N >= 48
+    assert sign_flip_p([0.01] * 48) == 2 / 2**48  # 1 / (1 + 100 000) from random flips
+    one_against = [0.01] * 47 + [-0.01]  # |Σ| ≥ 46: at most one of 48 units against, each way
+    assert sign_flip_p(one_against) == 2 * (1 + 48) / 2**48
+
+
+def test_sign_flip_random_flips_past_the_exact_limit_agree_with_enumeration(monkeypatch):
+    """Past EXACT_FLIP_MAX_N the p comes from seeded random flips (checked here with the limit
+    lowered to 20, so that 21 values can still be enumerated)."""
+    monkeypatch.setattr(design_tests, "EXACT_FLIP_MAX_N", 20)
+    rng = np.random.default_rng(3)
+    differences = rng.normal(0.004, 0.01, size=21)
+    exact = _enumerated_flip_p(on_flip_grid(differences))
     p_value = sign_flip_p(differences)
     standard_error = np.sqrt(exact * (1 - exact) / 100_000)
     assert 0.01 < exact < 0.5
-    assert abs(p_value - exact) < 4 * standard_error
+    assert p_value != exact and abs(p_value - exact) < 4 * standard_error
     assert sign_flip_p(differences) == p_value  # seeded
 
 
