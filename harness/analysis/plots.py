@@ -326,8 +326,9 @@ def success_vs_depth(success: pd.DataFrame) -> dict[str, Figure]:
             ax.set(title=pair, xlabel="depth")
             _y_units(ax, "success rate of the final runs (Wilson)", True)
             ax.set(ylim=(-0.02, 1.02), xticks=sorted(cell["depth"].unique()))
-            # below the axes: inside it would hide the points at 0 or 1
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=len(arms))
+            # below the axes (inside it would hide the points at 0 or 1), two to a row so that
+            # the panels' legends do not run into each other
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(len(arms), 2))
         figures[_name("success_vs_depth", dataset, model)] = figure
     return figures
 
