@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ray import tune
 
+from harness.study.memory_kills import memory_usage
 from harness.study.packs import PACK_MEMBERS, member_configs, member_results
 from harness.study.run_schema import STATUS_DIVERGED
 from harness.study.tracking import run_name
@@ -203,12 +204,16 @@ class ProgressPrinter(tune.Callback):
 
 def _last_error_line(trial, width: int = 140) -> str:
     """The last line of the trial's error file (Tune writes it beside the trial before the
-    retry; on shared storage it may not be synced yet), cut to `width`."""
+    retry; on shared storage it may not be synced yet), cut to `width`; for a worker Ray's
+    memory monitor killed, that and the node's memory use."""
     try:
         local = trial.error_file
         text = Path(local).read_text() if local and Path(local).is_file() else trial.get_error()
     except OSError:
         text = ""
+    usage = memory_usage(str(text))
+    if usage is not None:  # Ray's last line is advice on its memory monitor
+        return f"its worker was killed by Ray's memory monitor ({usage})"
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     line = lines[-1] if lines else "no error text saved"
     return line if len(line) <= width else line[:width - 1] + "…"

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.study import saved_space
+from harness.study.memory_kills import memory_kill
 from harness.study.packs import PACK_MEMBERS, member_configs, packed
 from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, trial_configs
@@ -172,7 +173,8 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
     from ray import tune
 
-    from harness.study.tracking import finished_trial_keys
+    from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED
+    from harness.study.tracking import finished_trial_keys, trial_statuses
 
     keys = {c["trial_key"] for c in configs}
     experiment_dir = f"{storage.rstrip('/')}/{name}"
@@ -194,15 +196,26 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
     try:
         results = tuner.fit()
+    except RuntimeError as error:
+        memory = memory_kill(error)
+        if memory is None:
+            raise
+        raise HarnessError(
+            f"{label}: Ray's memory monitor killed a trial's worker ({memory}) and Tune stopped; "
+            f"every ended run is kept: resume with {_resume_command(spec)} once memory is free "
+            "(or with fewer trials at once: --max-concurrent 1)"
+        ) from None
     finally:
         # Tune leaves its own SIGINT handler installed after fit(): a Ctrl-C between two
         # phases would then be swallowed; restore the driver's so it stops the study.
         if in_main_thread:
             signal.signal(signal.SIGINT, handler)
     # Stopped by Ctrl-C, Tune marks the unfinished trials TERMINATED too: what ended normally
-    # is what the recorder closed as finished or diverged.
-    finished = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
-    errored = sum(len(member_configs(r.config["trial"])) for r in results if r.error is not None)
+    # is what the recorder closed as finished or diverged, what failed it closed as failed (a
+    # trial whose worker died before its first result has no config in Tune's results).
+    statuses = trial_statuses(tracking_uri, spec.experiment_name)
+    finished = sum(statuses.get(k) in (STATUS_FINISHED, STATUS_DIVERGED) for k in keys)
+    errored = sum(statuses.get(k) == STATUS_FAILED for k in keys)
     return StudyOutcome(len(configs), finished, errored), results
 
 

@@ -177,19 +177,24 @@ def discard_trial_runs(tracking_uri: str, experiment_name: str) -> int:
     return len(runs)
 
 
-def finished_trial_keys(tracking_uri: str, experiment_name: str) -> set[str]:
-    """The trial keys whose run ended normally (status finished or diverged): what a resumed
-    study will not run again."""
+def trial_statuses(tracking_uri: str, experiment_name: str) -> dict[str, str | None]:
+    """trial key -> the status tag of its run (None while it runs) in the study's experiment."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        return set()
+        return {}
     runs = client.search_runs([experiment.experiment_id], f"tags.{TAG_RUN_KIND} = "
                               f"'{RUN_KIND_TRIAL}'", max_results=50000)
-    return {run.data.tags[TAG_TRIAL_KEY] for run in runs
-            if run.data.tags.get(TAG_STATUS) in (STATUS_FINISHED, STATUS_DIVERGED)}
+    return {run.data.tags[TAG_TRIAL_KEY]: run.data.tags.get(TAG_STATUS) for run in runs}
+
+
+def finished_trial_keys(tracking_uri: str, experiment_name: str) -> set[str]:
+    """The trial keys whose run ended normally (status finished or diverged): what a resumed
+    study will not run again."""
+    return {key for key, status in trial_statuses(tracking_uri, experiment_name).items()
+            if status in (STATUS_FINISHED, STATUS_DIVERGED)}
 
 
 def _arm_runs(client, experiment_id: str) -> dict[str, str]:
