@@ -69,6 +69,7 @@ STATUS_FINISHED = "finished"
 STATUS_DIVERGED = "diverged"
 STATUS_FAILED = "failed"
 STATUSES = (STATUS_FINISHED, STATUS_DIVERGED, STATUS_FAILED)
+ENDED_NORMALLY = (STATUS_FINISHED, STATUS_DIVERGED)  # what a resumed study does not run again
 # Not final: a run in progress, and one whose driver stopped (`harness run --resume` continues it).
 STATUS_RUNNING = "running"
 STATUS_INTERRUPTED = "interrupted"

@@ -173,7 +173,7 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
     from ray import tune
 
-    from harness.study.run_schema import STATUS_DIVERGED, STATUS_FAILED, STATUS_FINISHED
+    from harness.study.run_schema import ENDED_NORMALLY, STATUS_FAILED
     from harness.study.tracking import finished_trial_keys, trial_statuses
 
     keys = {c["trial_key"] for c in configs}
@@ -214,7 +214,7 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     # is what the recorder closed as finished or diverged, what failed it closed as failed (a
     # trial whose worker died before its first result has no config in Tune's results).
     statuses = trial_statuses(tracking_uri, spec.experiment_name)
-    finished = sum(statuses.get(k) in (STATUS_FINISHED, STATUS_DIVERGED) for k in keys)
+    finished = sum(statuses.get(k) in ENDED_NORMALLY for k in keys)
     errored = sum(statuses.get(k) == STATUS_FAILED for k in keys)
     return StudyOutcome(len(configs), finished, errored), results
 

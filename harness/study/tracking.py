@@ -41,6 +41,7 @@ from harness.study.run_schema import (
     DESIGN_CHOICES,
     DESIGN_LOOKS,
     DESIGN_SPEC,
+    ENDED_NORMALLY,
     EPOCH_METRICS,
     EXPERIMENT_KIND,
     FINAL_METRICS,
@@ -48,7 +49,6 @@ from harness.study.run_schema import (
     RUN_KIND_ARM,
     RUN_KIND_DESIGN,
     RUN_KIND_TRIAL,
-    STATUS_DIVERGED,
     STATUS_FAILED,
     STATUS_FINISHED,
     STATUS_INTERRUPTED,
@@ -194,7 +194,7 @@ def finished_trial_keys(tracking_uri: str, experiment_name: str) -> set[str]:
     """The trial keys whose run ended normally (status finished or diverged): what a resumed
     study will not run again."""
     return {key for key, status in trial_statuses(tracking_uri, experiment_name).items()
-            if status in (STATUS_FINISHED, STATUS_DIVERGED)}
+            if status in ENDED_NORMALLY}
 
 
 def _arm_runs(client, experiment_id: str) -> dict[str, str]:
@@ -385,7 +385,7 @@ class MLflowRecorder(tune.Callback):
             return self._runs[key]
         client = self.client
         run_id, status = self._existing_runs().get(key, (None, None))
-        if status in (STATUS_FINISHED, STATUS_DIVERGED):
+        if status in ENDED_NORMALLY:
             self._ended.add(run_id)
         elif run_id is not None:  # a resumed or retried trial continues its own run
             client.update_run(run_id, status="RUNNING")
