@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--storage-path", help="Ray results (local dir or s3://, gs:// URI); "
                         "default: the file's storage_path, else ./results")
     parser.add_argument("--max-concurrent", type=int, metavar="N",
-                        help="at most N trials at once (default: the file's, else as resources allow)")
+                        help="at most N trials at once, a resumed study too (default: the file's, else as "
+                        "resources allow)")
     parser.add_argument("--restart", action="store_true",
                         help="start over: delete the study's saved Tune state and move its "
                         "MLflow trial runs to MLflow's trash")

@@ -29,6 +29,7 @@ its child, and a study with a declared decision one design run (`tracking.record
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -75,8 +76,11 @@ DRIVER_ENVIRONMENT = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
                       "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
-def _init_ray(address: str | None, verbose: bool) -> bool:
-    """Connect to a cluster or start an embedded local Ray; True when embedded."""
+def _init_ray(address: str | None, verbose: bool, trial_cpus: float | None = None) -> bool:
+    """Connect to a cluster or start an embedded local Ray; True when embedded. `trial_cpus`
+    (the CPUs of `--max-concurrent` trials) caps the embedded Ray's CPUs (rounded up, at most
+    what Ray finds on the machine): Tune keeps a resumed experiment's first concurrency limit, Ray's CPUs hold
+    any run to the one asked now."""
     for key, value in DRIVER_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     import ray
@@ -88,7 +92,12 @@ def _init_ray(address: str | None, verbose: bool) -> bool:
         ray.init(address=address, log_to_driver=verbose)
         return False
     # "local": always a fresh embedded instance, never a stray `ray start` cluster
-    ray.init(address="local", include_dashboard=False, log_to_driver=verbose)
+    cpus = None
+    if trial_cpus is not None:  # never more than Ray itself finds here (cgroup limits included)
+        from ray._private.utils import get_num_cpus
+
+        cpus = min(math.ceil(trial_cpus), int(get_num_cpus()))
+    ray.init(address="local", include_dashboard=False, log_to_driver=verbose, num_cpus=cpus)
     return True
 
 
@@ -504,7 +513,8 @@ def run_study(
                            "(allowed for tuned studies only)")
     if not restart:  # what a rerun may change: one line, before Ray starts
         saved_space.amend(spec, experiment_dir, where, out)
-    embedded = _init_ray(address, verbose)
+    embedded = _init_ray(address, verbose, None if max_concurrent is None
+                         else max_concurrent * spec.resources.cpu)
     _check_resources(spec, where, embedded, out)
     if not embedded:  # trials on other nodes, and a job's working directory that goes away
         from harness.study.limits import check_cluster_storage
@@ -522,6 +532,9 @@ def run_study(
                                                       f"{experiment_dir}/{PHASE_TUNE}")):
         out(f"study {spec.name!r}: MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
         saved_space.save(spec, experiment_dir)
+    elif max_concurrent is not None and not embedded:
+        out(f"warning: --max-concurrent {max_concurrent} holds the phases not yet started; on a "
+            "cluster the phase being resumed keeps the limit it started with")
 
     try:
         with _sigterm_stops_the_study():
