@@ -510,19 +510,6 @@ def _check_chosen(spec: StudySpec, path: Path) -> None:
                                f"{sorted(tuned[name])} (the arm's tuned hyper-parameters)")
 
 
-def _given_twins_matched(spec: StudySpec) -> bool:
-    """Whether every Langevin arm's given setting equals its plain twin's but for σ."""
-    from harness.study.tuning import arms, twin
-
-    chosen = spec.tuning.chosen
-    for arm in arms(spec):
-        plain = twin(spec, arm) if arm.optimizer.noisy else None
-        if plain is not None and {k: v for k, v in chosen[arm.name].items() if k != "sigma"} \
-                != chosen[plain.name]:
-            return False
-    return True
-
-
 def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
     """A study whose decision has looks runs `looks[-1]` final seeds (the maximum)."""
     looks = spec.decision.looks
@@ -550,9 +537,11 @@ def _with_looks(spec: StudySpec, path: Path) -> StudySpec:
 def _check_decision(spec: StudySpec, path: Path) -> None:
     """Every declared test names depths, optimizers and twins the study has, and a comparison
     its finals run."""
+    from harness.study.tuning import unmatched_twins
+
     tuning = spec.tuning
     matched = tuning.matched_lr_controls or tuning.langevin == NOISE_ONLY or (
-        tuning.chosen is not None and _given_twins_matched(spec))
+        tuning.chosen is not None and not any(unmatched_twins(spec, tuning.chosen)))
     plain = {opt.base for opt in spec.optimizers if not opt.noisy}
     for i, test in enumerate(spec.decision.tests):
         where = f"{path}: field 'decision.tests.{i}"

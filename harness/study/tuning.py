@@ -238,24 +238,29 @@ def control_arm_name(arm: Arm, control: str) -> str:
     return f"{arm.name}[sigma=0]" if control == CONTROL_SIGMA0 else f"{arm.name}[lr={plain}]"
 
 
+def unmatched_twins(spec: StudySpec, values: dict[str, dict]):
+    """(Langevin arm, its plain twin, the arm's values less σ) for each twin pair whose values
+    (arm name -> hyper-parameter values) differ in more than σ."""
+    for arm in arms(spec):
+        plain = twin(spec, arm) if arm.optimizer.noisy else None
+        if plain is None:
+            continue
+        mine = {k: v for k, v in values[arm.name].items() if k != "sigma"}
+        if mine != values[plain.name]:
+            yield arm, plain, mine
+
+
 def controls(spec: StudySpec, choices: dict[str, Choice]):
     """(Langevin arm, control kind, optimizer, values) of every matched-learning-rate control:
     none unless `tuning.matched_lr_controls`, none for twins that chose the same shared values."""
     if not spec.tuning.matched_lr_controls:
         return []
     found = []
-    for arm in arms(spec):
-        plain = twin(spec, arm) if arm.optimizer.noisy else None
-        if plain is None:
-            continue
-        mine = {k: v for k, v in choices[arm.name].values.items() if k != "sigma"}
-        theirs = choices[plain.name].values
-        if mine == theirs:
-            continue
+    for arm, plain, mine in unmatched_twins(spec, {k: c.values for k, c in choices.items()}):
         found.append((arm, CONTROL_SIGMA0, plain.optimizer, mine))
         found.append((arm, CONTROL_PLAIN_LR, arm.optimizer,
-                      {**theirs, "sigma": choices[arm.name].values.get("sigma",
-                                                                       arm.optimizer.sigma)}))
+                      {**choices[plain.name].values,
+                       "sigma": choices[arm.name].values.get("sigma", arm.optimizer.sigma)}))
     return found
 
 
