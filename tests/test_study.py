@@ -274,3 +274,25 @@ def test_a_killed_driver_with_writes_queued_resumes_with_every_epoch_logged_once
         assert epoch_steps(uri, run.info.run_id) == {m: list(range(1, epochs + 1))
                                                      for m in EPOCH_METRICS}, queued
         assert run.info.status == "FINISHED" and run.data.tags["status"] == "finished"
+
+
+def test_a_driver_stopped_before_tunes_first_save_starts_that_phase_afresh(tmp_path):
+    from ray import tune
+
+    from harness.study import saved_space
+    from harness.study.runner import _new_tuner
+
+    _, spec = smoke_space(tmp_path, name="early", seeds=[0])
+    uri, storage = f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "results")
+    configs = trial_configs(spec)
+    # what a driver killed in the seconds after it built its Tuner leaves: the study's saved copy
+    # and Tune's tuner.pkl, but no experiment state (seen with `kill -9` on a real driver)
+    saved_space.save(spec, f"{storage}/early")
+    _new_tuner(spec, configs, storage, "early", uri, None, len(configs))
+    assert tune.Tuner.can_restore(f"{storage}/early")
+    lines = []
+    outcome = run_study(spec, tracking_uri=uri, storage_path=storage, out=lines.append)
+    assert "study 'early': stopped before Tune saved any state; it starts afresh" in lines, lines
+    assert outcome.finished == outcome.total == len(configs) == 4
+    runs = trial_runs(uri, "early")
+    assert len(runs) == 4 and {r.data.tags["status"] for r in runs} == {"finished"}

@@ -48,6 +48,8 @@ from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
 # The command that resumes a study submitted as a Ray job, set by `harness submit` (on the cluster
 # `harness run --resume NAME` would not find it).
 RESUME_ENV = "HARNESS_RESUME_COMMAND"
+# Tune's saved experiment state, `experiment_state-<time>.json` beside the tuner.pkl
+TUNE_STATE_PREFIX = "experiment_state-"
 
 
 @dataclass
@@ -177,6 +179,17 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
     )
 
 
+def _state_saved(experiment_dir: str) -> bool:
+    """Whether Tune saved its experiment state in `experiment_dir`. A Tuner writes its tuner.pkl
+    when built; a driver stopped before Tune's first state save leaves that file alone, and a
+    restore from it fails inside Tune (its trials have no config)."""
+    import pyarrow.fs
+
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(experiment_dir)  # resolve_storage's
+    return any(Path(info.path).name.startswith(TUNE_STATE_PREFIX)
+               for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)))
+
+
 def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking_uri: str,
          max_concurrent: int | None, out, label: str):
     """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
@@ -187,7 +200,11 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
 
     keys = {c["trial_key"] for c in configs}
     experiment_dir = f"{storage.rstrip('/')}/{name}"
-    if tune.Tuner.can_restore(experiment_dir):
+    restorable = tune.Tuner.can_restore(experiment_dir)
+    if restorable and not _state_saved(experiment_dir):
+        out(f"{label}: stopped before Tune saved any state; it starts afresh")
+        restorable = False
+    if restorable:
         done = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
         out(f"resuming {label}: {done} of {len(configs)} trials finished, "
             f"{len(configs) - done} to go")
