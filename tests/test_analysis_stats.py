@@ -107,6 +107,24 @@ def test_depth_slope_is_the_mean_of_per_seed_slopes_with_a_t_interval():
     assert fit["intercept"] == pytest.approx(np.mean(intercepts))
 
 
+def test_depth_slope_leaves_out_seeds_that_ran_only_some_depths():
+    """Two studies pooled: seeds 0-3 at depths 3, 20, 40, seeds 4-7 at depth 40 and 50 only, where
+    the gain rises steeply; their 40-50 lines must not enter the 3-40 mean slope."""
+    deep_only = pd.DataFrame(
+        [(seed, depth, 0.5 * (depth - 40)) for seed in range(4, 8) for depth in (40, 50)],
+        columns=["seed", "depth", "gain"],
+    )
+    pooled = slope_fit(pd.concat([SLOPE_POINTS, deep_only], ignore_index=True))
+    assert pooled["n_seeds"] == 0 and np.isnan(pooled["slope"])  # no seed has all four depths
+    shallow_seeds_at_50 = pd.DataFrame(
+        [(seed, 50, 0.02 + 0.01 * 50) for seed in range(4)], columns=["seed", "depth", "gain"]
+    )
+    with_50 = pd.concat([SLOPE_POINTS, shallow_seeds_at_50, deep_only], ignore_index=True)
+    fit = slope_fit(with_50)
+    alone = slope_fit(pd.concat([SLOPE_POINTS, shallow_seeds_at_50], ignore_index=True))
+    assert fit["n_seeds"] == 4 and fit["slope"] == pytest.approx(alone["slope"])
+
+
 def test_wilson_interval_equals_statsmodels():
     assert wilson_interval(3, 10) == pytest.approx(
         proportion_confint(3, 10, alpha=0.05, method="wilson")

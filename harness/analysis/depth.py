@@ -3,12 +3,16 @@ reliably positive?
 
 The seed is the unit: the gains of one seed at several depths share its initial weights and data
 order and are not independent. Per comparison (dataset, model, pair, Langevin arm) and per seed s
-with paired gains at two or more depths, a least-squares line (scipy.stats.linregress)
+with paired gains at every depth of the comparison (two or more), a least-squares line
+(scipy.stats.linregress)
     gain_{s,d} = a_s + b_s · d;
 then over the m seeds: slope = mean_s b_s with its t interval mean ± t_{(1+c)/2, m-1} · sd(b) / √m
 (m ≥ 3, `intervals.t_interval`), the two-sided one-sample t-test p-value of b = 0, and
 intercept = mean_s a_s. This is the summary-statistics form of a random-slope model: its interval
 covers the mean slope also when seeds differ in their slope (pooled OLS over all points does not).
+A seed that ran only some of the depths (studies of other depths pooled, one with more seeds) is
+left out: its line would describe a part of the depth range, and the mean would mix slopes over
+different ranges; `n_seeds` counts the seeds used.
 Gains are the paired outcomes of `paired` (a diverged or failed run counts at chance accuracy).
 `onset_depth` is the smallest depth d such that the gain's CI lower bound (from `paired`) is > 0 at
 d and at every larger depth studied; NaN when the deepest depth's bound is not above 0.
@@ -39,10 +43,12 @@ def onset_depth(gains: pd.DataFrame) -> float:
 
 
 def seed_lines(points: pd.DataFrame) -> pd.DataFrame:
-    """Per seed with gains at two or more depths: `slope` and `intercept` of its gain vs depth."""
+    """Per seed with gains at every depth of `points` (two or more): `slope` and `intercept` of its
+    gain vs depth."""
+    depths = points["depth"].nunique()
     lines = []
     for seed, own in points.groupby("seed", sort=True):
-        if own["depth"].nunique() >= 2:
+        if depths >= 2 and own["depth"].nunique() == depths:
             fit = scipy.stats.linregress(own["depth"], own["gain"])
             lines.append({"seed": seed, "slope": fit.slope, "intercept": fit.intercept})
     return pd.DataFrame(lines, columns=["seed", "slope", "intercept"])
