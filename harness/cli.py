@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "harness.ui",
     "harness.data.cli",
     "harness.analysis.cli",
+    "harness.analysis.export_cli",
 ]
 
 

@@ -51,18 +51,23 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(keys, ignore_index=True) if keys else frame
 
 
-def test_the_halves_pooled_give_the_whole_study_tables(halves):
-    whole, shallow, deep = halves
-    pooled = pool([shallow, deep])
-    assert pooled.name == "shallow+deep" and pooled.design is None
-    assert list(pooled_studies(pooled.trials)["study"]) == ["shallow", "deep"]
-    expected, got = analyze(whole), analyze(pooled)
+def assert_same_tables(got, expected) -> None:
+    """The two analyses' COMPARED tables and tuned COMPARED_TUNED tables are equal, row order aside."""
     for field in COMPARED:
         pd.testing.assert_frame_equal(_sorted(getattr(got, field)),
                                       _sorted(getattr(expected, field)), obj=field)
     for field in COMPARED_TUNED:
         pd.testing.assert_frame_equal(_sorted(getattr(got.tuning, field)),
                                       _sorted(getattr(expected.tuning, field)), obj=field)
+
+
+def test_the_halves_pooled_give_the_whole_study_tables(halves):
+    whole, shallow, deep = halves
+    pooled = pool([shallow, deep])
+    assert pooled.name == "shallow+deep" and pooled.design is None
+    assert list(pooled_studies(pooled.trials)["study"]) == ["shallow", "deep"]
+    expected, got = analyze(whole), analyze(pooled)
+    assert_same_tables(got, expected)
     # the depth trend needs both depths: one half alone has no pair of depths to fit
     assert len(expected.trend) and set(expected.trend["depths"].astype(str)) != {"3"}
     assert analyze(shallow).trend["slope"].isna().all()

@@ -1,6 +1,7 @@
 """`harness analyze STUDY`: the tables, plots and report of a study, printed and attached to it;
 `harness analyze --from DIR`: the same from a study exported as plain files (`export`);
-`harness analyze --from DIR --from DIR2`: several exported studies pooled (`pool`), secondary."""
+`harness analyze --from DIR --from DIR2`: several exported studies pooled (`pool`), secondary;
+the exports of one study's parts (one name, several stores) joined into the study (`parts`)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ def add_parser(subparsers) -> None:
             "no MLflow 'analysis' run is logged. Given twice or more, the studies are pooled "
             "into one secondary analysis (e.g. a depth trend across studies that ran other "
             "depths; two studies that ran one dataset/model/depth are refused), named "
-            "STUDY1+STUDY2; no declared test is replayed"
+            "STUDY1+STUDY2; no declared test is replayed. Folders of one study (the exports "
+            "of its parts in several stores, `harness export`, in the order they ran) are "
+            "joined into that study instead"
         ),
     )
     parser.add_argument(
@@ -145,14 +148,22 @@ def load(args: argparse.Namespace):
     if args.tracking_uri is not None:
         raise HarnessError("--tracking-uri and --from exclude each other: --from reads no MLflow")
     studies = [load_exported(directory) for directory in args.from_dirs]
-    if len(studies) > 1:
+    if len(studies) > 1 and len({study.name for study in studies}) == 1:
+        from harness.analysis.parts import join
+
+        study, replaced = join(studies)
+        print(f"study {study.name!r}: {len(studies)} parts joined ({len(study.trials)} runs"
+              + (f"; {replaced} run(s) of an earlier part replaced by a later part's rerun"
+                 if replaced else "") + ")")
+        studies = [study]
+    elif len(studies) > 1:
         if args.study is not None:
             raise HarnessError("several --from folders are pooled into one study named after "
                                "theirs: give no STUDY with them")
         from harness.analysis.pool import pool
 
         return pool(studies)
-    (study,), (directory,) = studies, args.from_dirs
+    (study,), directory = studies, args.from_dirs[-1]
     if args.study not in (None, study.name, study.experiment_id):
         raise HarnessError(
             f"STUDY {args.study!r} does not match {directory / META}, which holds study "

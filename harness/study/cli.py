@@ -6,6 +6,7 @@
     harness run --resume NAME                         # finish an interrupted study
     harness run SPACE.yaml --depths 3,20              # a part of it: NAME-d3-20, same MLflow experiment
     harness run SPACE.yaml --tuning-only              # tuning only; add decision: to the file, rerun
+    harness run SPACE.yaml --state-from DIR           # go on in a new store from `harness export`'s DIR
 Rerunning the same command also resumes: only unfinished or errored trials run again. A rerun's
 file may differ from the study's start only in its description, and in decision and
 tuning.final_seeds until the finals start.
@@ -50,6 +51,10 @@ def add_parser(subparsers) -> None:
                         help="a tuned study: run its tuning (and screening) and stop once every "
                         "arm's choice is saved, printing how often each arm trained; declare "
                         "the decision from that, then rerun the file for the finals")
+    parser.add_argument("--state-from", metavar="DIR",
+                        help="go on with a study whose store is gone or elsewhere: copy the state "
+                        "`harness export` saved in DIR into this store (where the study has not "
+                        "run) and start at the first phase that had not ended")
     parser.add_argument("--verbose", action="store_true", help="forward the trials' own output")
     parser.set_defaults(func=run)
 
@@ -220,6 +225,10 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("give either a search-space file or --resume NAME, not both")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be >= 1; got {args.max_concurrent}")
+    if args.state_from and (args.resume or args.restart or args.dry_run):
+        raise HarnessError("--state-from starts the study of a search-space file in a new store; "
+                           "allowed with neither --resume, --restart nor --dry-run (the file: "
+                           "the one it ran, or DIR/state/harness_space.yaml)")
     # before TensorFlow, Ray and MLflow start; a dry run needs none of them
     with quiet_start(args.verbose, import_tensorflow=not args.dry_run):
         spec, where = _load(args)
@@ -233,6 +242,12 @@ def run(args: argparse.Namespace) -> int:
     from harness.study.runner import resolve_storage, run_study
 
     study_dir = f"{resolve_storage(args.storage_path, spec).rstrip('/')}/{spec.name}"
+    if args.state_from:
+        from harness.study.carry import adopt_state
+
+        files = adopt_state(args.state_from, study_dir)
+        print(f"study {spec.name!r}: state carried from {args.state_from} into {study_dir} "
+              f"({', '.join(files)})", flush=True)
     with study_log(study_dir, args.verbose) as log:
         if log:
             print(f"study {spec.name!r}: Ray, Tune and MLflow detail in {log}", flush=True)

@@ -119,6 +119,7 @@ TAG_DECISION = "decision"
 TAG_DECLARED = "decision_declared"  # when the decision was declared (saved_space.declared)
 DESIGN_LOOKS, DESIGN_SPEC, DESIGN_CHOICES = "looks.json", "spec.json", "choices.json"
 DESIGN_FILES = (DESIGN_SPEC, DESIGN_CHOICES, DESIGN_LOOKS)
+OUTCOMES_FILE = "outcomes-{}.json"  # an ended tuning phase's outcomes, beside the study's Tune state
 DESIGN_DECLARED = "declared.txt"  # the TAG_DECLARED text, kept with the design files when set
 TAG_LOOKS = "looks"
 TAG_PACK = "pack"  # a packed study: the Tune trial (pack) that trained the run's trial

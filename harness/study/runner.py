@@ -40,7 +40,7 @@ from harness.errors import HarnessError
 from harness.study import saved_space
 from harness.study.memory_kills import memory_kill
 from harness.study.packs import PACK_MEMBERS, member_configs, packed
-from harness.study.run_schema import PHASE_FINAL, PHASE_TUNE
+from harness.study.run_schema import OUTCOMES_FILE, PHASE_FINAL, PHASE_TUNE
 from harness.study.space import StudySpec, trial_configs
 from harness.study.stored_text import read_text, write_text
 from harness.study.tracking_uri import check_credentials, resolve_tracking_uri
@@ -323,7 +323,7 @@ def _tuning_phase(spec: StudySpec, configs: list[dict], study_dir: str, phase: s
     so a later phase never needs its Tune state again. Returns (StudyOutcome, outcomes)."""
     import json
 
-    uri = f"{study_dir}/outcomes-{phase}.json"
+    uri = f"{study_dir}/{OUTCOMES_FILE.format(phase)}"
     saved = read_text(uri)
     if saved is not None:
         return StudyOutcome(len(configs), len(configs), 0), {
@@ -402,7 +402,7 @@ def _trained_summary(spec: StudySpec, study_dir: str, choices) -> list[str]:
     lines = []
     for index, round_arms in enumerate(tuning.rounds(spec)):
         suffix = "" if index == 0 else "-noise"
-        saved = [read_text(f"{study_dir}/outcomes-{stage}{suffix}.json")
+        saved = [read_text(f"{study_dir}/{OUTCOMES_FILE.format(stage + suffix)}")
                  for stage in (PHASE_TUNE, tuning.STAGE_SCREEN)]
         if saved[0] is None:
             continue

@@ -1,0 +1,68 @@
+"""`harness export`: a study's raw runs and saved state as plain files, without analysing it.
+
+    harness export NAME --out DIR                      # runs.csv, epochs.csv, arms.csv, study.json, state/
+    harness run SPACE.yaml --state-from DIR            # in another store: go on where it stopped
+    harness analyze --from DIR1 --from DIR2            # both stores' exports of NAME, joined
+
+The record of a study that has not finished (`harness analyze` judges finished finals only), or
+the way to go on with it in another store: `state/` holds the files that carry its progress
+between phases (`harness.study.carry`), the CSVs every run the store has logged (`export`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a study's raw runs and saved state into a folder (no analysis)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("study", help="study (MLflow experiment) name or id")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    parser.add_argument("--storage-path", help="where the study's Tune state lives (default: "
+                        "./results, as `harness run`)")
+    parser.add_argument("--state-name", metavar="NAME", help="the study folder under the "
+                        "storage path whose state to save (default: the study's name; a part "
+                        "run with --depths: NAME-dD1-D2)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.study.carry import STATE_FOLDER, save_state, state_names
+    from harness.study.runner import resolve_storage
+    from harness.study.tracking_uri import (
+        default_tracking_uri,
+        find_experiment,
+        mlflow_client,
+        refuse_unknown_study,
+    )
+
+    uri = args.tracking_uri or default_tracking_uri()
+    refuse_unknown_study(uri, args.study)
+    find_experiment(mlflow_client(uri), args.study, uri)
+    from harness.analysis.export import export_study
+    from harness.analysis.load import load_study
+
+    study = load_study(args.study, uri)
+    out = Path(args.out)
+    export_study(study, out)
+    phases = study.trials["phase"].fillna("-").value_counts().to_dict()
+    print(f"study {study.name!r}: {len(study.trials)} runs ("
+          + ", ".join(f"{phase} {n}" for phase, n in sorted(phases.items()))
+          + f") exported to {out}")
+    study_dir = f"{resolve_storage(args.storage_path).rstrip('/')}/{args.state_name or study.name}"
+    if not state_names(study_dir):
+        print(f"no saved state in {study_dir} (give --storage-path, or --state-name for a part): "
+              "the runs only")
+        return 0
+    saved = save_state(study_dir, str(out / STATE_FOLDER))
+    print(f"state of {study_dir} saved in {out / STATE_FOLDER} ({', '.join(saved)}): go on in "
+          f"another store with `harness run FILE --state-from {out}`")
+    return 0

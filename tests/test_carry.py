@@ -1,0 +1,56 @@
+"""A study's state carried to a new store (`harness export` → `harness run FILE --state-from
+DIR`): exactly the files that hold its progress between phases are copied, Tune's folders and the
+log are not, and the refusals (no state there, a store that already holds the study, flags that
+start nothing new) are one line each."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.study.carry import STATE_FOLDER, adopt_state, save_state, state_names
+
+STATE = {"harness_space.yaml": "name: s\n", "choices.json": '{"a": 1}',
+         "outcomes-tune.json": "{}", "outcomes-screen-noise.json": "{}", "looks.json": "[]",
+         "declared.json": "{}"}
+
+
+@pytest.fixture
+def study_dir(tmp_path):
+    folder = tmp_path / "results" / "s"
+    (folder / "tune").mkdir(parents=True)
+    (folder / "tune" / "experiment_state-1.json").write_text("{}")
+    (folder / "harness.log").write_text("log")
+    (folder / "outcomes-tune.json.part").write_text("half")
+    for name, text in STATE.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_the_state_files_and_nothing_else_travel(study_dir, tmp_path):
+    export = tmp_path / "export"
+    assert save_state(str(study_dir), str(export / STATE_FOLDER)) == sorted(STATE)
+    new = tmp_path / "new" / "s"
+    assert adopt_state(str(export), str(new)) == sorted(STATE)  # the export folder, or ...
+    assert {p.name: p.read_text() for p in new.iterdir()} == STATE
+    newer = tmp_path / "newer" / "s"
+    adopt_state(str(export / STATE_FOLDER), str(newer))  # ... its state/ folder itself
+    assert state_names(str(newer)) == sorted(STATE)
+
+
+def test_refusals_are_one_line(study_dir, tmp_path):
+    with pytest.raises(HarnessError, match="holds no study"):
+        save_state(str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    with pytest.raises(HarnessError, match=r"--state-from .*: no saved study state there"):
+        adopt_state(str(tmp_path), str(tmp_path / "new"))
+    with pytest.raises(HarnessError, match="already holds a study"):
+        adopt_state(str(study_dir), str(study_dir))
+
+
+@pytest.mark.parametrize("flag", [["--resume", "s"], ["--restart"], ["--dry-run"]])
+def test_state_from_with_a_flag_that_starts_nothing_new_is_refused(flag, tmp_path, capsys):
+    space = [] if flag[0] == "--resume" else ["search_spaces/smoke.yaml"]
+    assert main(["run", *space, *flag, "--state-from", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--state-from starts the study of a search-space file" in err
