@@ -54,3 +54,19 @@ def test_state_from_with_a_flag_that_starts_nothing_new_is_refused(flag, tmp_pat
     assert main(["run", *space, *flag, "--state-from", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--state-from starts the study of a search-space file" in err
+
+
+def test_ended_trials_become_the_outcomes_and_records_of_their_phase(tmp_path):
+    from harness.study.carry import final_records, read_ended, tuning_outcomes, write_ended
+
+    ended = {"k1": {"status": "finished", "values": [0.5, 0.7], "test_accuracy": 0.71},
+             "k3": {"status": "diverged", "values": [0.1], "test_accuracy": None}}
+    write_ended(str(tmp_path), ended)
+    assert read_ended(str(tmp_path)) == ended and read_ended(str(tmp_path / "none")) == {}
+    configs = [{"trial_key": k, "arm": f"arm-{k}", "seed": i} for i, k in enumerate(["k1", "k2",
+                                                                                     "k3"])]
+    assert tuning_outcomes(ended, configs) == {"k1": ("finished", [0.5, 0.7]),
+                                               "k3": ("diverged", [0.1])}
+    assert final_records(ended, configs[1:]) == [
+        {"trial_key": "k3", "arm": "arm-k3", "seed": 2, "status": "diverged",
+         "test_accuracy": None}]

@@ -35,7 +35,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.study.carry import STATE_FOLDER, save_state, state_names
+    from harness.study.carry import (
+        STATE_FOLDER,
+        read_ended,
+        save_state,
+        state_names,
+        write_ended,
+    )
     from harness.study.runner import resolve_storage
     from harness.study.tracking_uri import (
         default_tracking_uri,
@@ -63,6 +69,31 @@ def run(args: argparse.Namespace) -> int:
               "the runs only")
         return 0
     saved = save_state(study_dir, str(out / STATE_FOLDER))
-    print(f"state of {study_dir} saved in {out / STATE_FOLDER} ({', '.join(saved)}): go on in "
-          f"another store with `harness run FILE --state-from {out}`")
+    ended = {**read_ended(study_dir), **ended_trials(study, study_dir)}
+    write_ended(str(out / STATE_FOLDER), ended)
+    print(f"state of {study_dir} saved in {out / STATE_FOLDER} ({', '.join(saved)}; "
+          f"{len(ended)} ended trials): go on in another store with `harness run FILE "
+          f"--state-from {out}`")
     return 0
+
+
+def ended_trials(study, study_dir: str) -> dict[str, dict]:
+    """The study's trial runs that ended normally in this store, as `carry.read_ended` gives
+    them: status, the per-epoch values of the tuning metric (none for an untuned study), test
+    accuracy (None when not logged)."""
+    import math
+
+    from harness.study import saved_space
+    from harness.study.run_schema import ENDED_NORMALLY
+
+    spec = saved_space.read(study_dir, build=False)
+    metric = spec.tuning.metric if spec is not None and spec.tuning is not None else None
+    series = study.epochs.sort_values("epoch").groupby("run_id")
+    ended = {}
+    for row in study.trials[study.trials["status"].isin(ENDED_NORMALLY)].itertuples():
+        values = [] if metric is None or row.run_id not in series.groups else \
+            [float(v) for v in series.get_group(row.run_id)[metric]]
+        accuracy = getattr(row, "test_accuracy", math.nan)
+        ended[row.trial_key] = {"status": row.status, "values": values,
+                                "test_accuracy": None if math.isnan(accuracy) else float(accuracy)}
+    return ended

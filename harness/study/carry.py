@@ -6,8 +6,10 @@ copy of its space (`harness_space.yaml`), `declared.json`, each ended tuning pha
 phase that is running. `save_state(study_dir, out)` copies those files into `out`;
 `adopt_state(saved, study_dir)` puts them under a new store's study folder, where `harness run`
 starts at the first phase that had not ended: an ended tuning phase is read back, never rerun,
-and a choice or a look is never made again. The phase that was running starts afresh: its trials
-are fixed by their configs and seeds, so they run again rather than change.
+and a choice or a look is never made again. The phase that was running goes on without the trials
+that had ended in the earlier store (`ended-trials.json`: each one's status, the per-epoch values
+of the tuning metric and its test accuracy, what the runner's choices and looks read of it); the
+others run, fixed by their configs and seeds.
 
 The MLflow runs stay in the store they were logged to: `harness export` writes them beside the
 state, and `harness analyze --from` with each store's export joins the parts (`analysis.parts`).
@@ -16,6 +18,7 @@ state, and `harness analyze --from` with each store's export joins the parts (`a
 from __future__ import annotations
 
 import fnmatch
+import json
 
 from harness.errors import HarnessError
 from harness.study.looks import LOOKS_FILE
@@ -24,7 +27,9 @@ from harness.study.saved_space import DECLARED_FILE, SPACE_COPY
 from harness.study.stored_text import names, read_text, write_text
 from harness.study.tuning import CHOICES_FILE
 
-STATE_PATTERNS = (SPACE_COPY, DECLARED_FILE, CHOICES_FILE, LOOKS_FILE, OUTCOMES_FILE.format("*"))
+ENDED_FILE = "ended-trials.json"
+STATE_PATTERNS = (SPACE_COPY, DECLARED_FILE, CHOICES_FILE, LOOKS_FILE, OUTCOMES_FILE.format("*"),
+                  ENDED_FILE)
 STATE_FOLDER = "state"  # where `harness export` puts them beside the study's runs
 
 
@@ -64,3 +69,29 @@ def adopt_state(saved: str, study_dir: str) -> list[str]:
     for name in files:
         write_text(f"{study_dir.rstrip('/')}/{name}", read_text(f"{source}/{name}"))
     return files
+
+
+def read_ended(study_dir: str) -> dict[str, dict]:
+    """trial key -> {"status", "values", "test_accuracy"} of the trials that ended in an earlier
+    store (none when the study never moved)."""
+    text = read_text(f"{study_dir.rstrip('/')}/{ENDED_FILE}")
+    return json.loads(text) if text else {}
+
+
+def write_ended(folder: str, ended: dict[str, dict]) -> None:
+    """Save `ended` (as `read_ended` returns it) in `folder`."""
+    write_text(f"{folder.rstrip('/')}/{ENDED_FILE}", json.dumps(ended, sort_keys=True))
+
+
+def tuning_outcomes(ended: dict[str, dict], configs: list[dict]) -> dict[str, tuple]:
+    """The ended trials among `configs` as a tuning phase's outcomes: key -> (status, values)."""
+    return {c["trial_key"]: (ended[c["trial_key"]]["status"], ended[c["trial_key"]]["values"])
+            for c in configs if c["trial_key"] in ended}
+
+
+def final_records(ended: dict[str, dict], configs: list[dict]) -> list[dict]:
+    """The ended trials among `configs` as a look's records (arm, seed, status, accuracy)."""
+    return [{"trial_key": c["trial_key"], "arm": c["arm"], "seed": c["seed"],
+             "status": ended[c["trial_key"]]["status"],
+             "test_accuracy": ended[c["trial_key"]]["test_accuracy"]}
+            for c in configs if c["trial_key"] in ended]

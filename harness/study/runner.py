@@ -22,7 +22,8 @@ the fresh seeds), or `final-look1`, `final-look2`, ... when the declared decisio
 (`harness.study.looks`: after each look the declared tests, saved in `looks.json`; no further
 look once every test is decided). A tuning phase's outcomes are saved as `outcomes-PHASE.json`
 once it ended. Each phase resumes like a plain study; a saved choice or look is reused, never
-made again. MLflow gets one parent run per arm (`tracking.ensure_arm_runs`) with every trial as
+made again. A study carried to a new store (`carry`) skips the trials that ended in the earlier
+one and takes their outcomes from its `ended-trials.json`. MLflow gets one parent run per arm (`tracking.ensure_arm_runs`) with every trial as
 its child, and a study with a declared decision one design run (`tracking.record_design`).
 """
 
@@ -191,14 +192,17 @@ def _state_saved(experiment_dir: str) -> bool:
 
 
 def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking_uri: str,
-         max_concurrent: int | None, out, label: str):
-    """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results)."""
+         max_concurrent: int | None, out, label: str, ended: dict[str, dict] | None = None):
+    """Run (or resume) one Tune experiment `storage/name`; returns (outcome, Tune results). The
+    trials in `ended` (ended in an earlier store, `carry.read_ended`) are not run: they count as
+    ended, and the caller takes their outcomes from `ended`."""
     from ray import tune
 
     from harness.study.run_schema import ENDED_NORMALLY, STATUS_FAILED
     from harness.study.tracking import finished_trial_keys, trial_statuses
 
-    keys = {c["trial_key"] for c in configs}
+    carried = {c["trial_key"] for c in configs} & set(ended or {})
+    keys = {c["trial_key"] for c in configs} - carried
     experiment_dir = f"{storage.rstrip('/')}/{name}"
     restorable = tune.Tuner.can_restore(experiment_dir)
     if restorable and not _state_saved(experiment_dir):
@@ -211,8 +215,13 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
         tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
                                    resume_unfinished=True, resume_errored=True)
     else:
-        out(f"{label}: {len(configs)} trials, results in {experiment_dir}")
-        runs = configs
+        runs = [c for c in configs if c["trial_key"] not in carried]
+        if carried:
+            out(f"{label}: {len(carried)} of {len(configs)} trials ended in an earlier store "
+                f"(carried), {len(runs)} to run")
+        if not runs:
+            return StudyOutcome(len(configs), len(carried), 0), []
+        out(f"{label}: {len(runs)} trials, results in {experiment_dir}")
         if spec.packing:
             runs, lines = packed(spec, configs)
             for line in lines:
@@ -240,7 +249,7 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     # is what the recorder closed as finished or diverged, what failed it closed as failed (a
     # trial whose worker died before its first result has no config in Tune's results).
     statuses = trial_statuses(tracking_uri, spec.experiment_name)
-    finished = sum(statuses.get(k) in ENDED_NORMALLY for k in keys)
+    finished = len(carried) + sum(statuses.get(k) in ENDED_NORMALLY for k in keys)
     errored = sum(statuses.get(k) == STATUS_FAILED for k in keys)
     return StudyOutcome(len(configs), finished, errored), results
 
@@ -323,16 +332,20 @@ def _tuning_phase(spec: StudySpec, configs: list[dict], study_dir: str, phase: s
     so a later phase never needs its Tune state again. Returns (StudyOutcome, outcomes)."""
     import json
 
+    from harness.study import carry
+
     uri = f"{study_dir}/{OUTCOMES_FILE.format(phase)}"
     saved = read_text(uri)
     if saved is not None:
         return StudyOutcome(len(configs), len(configs), 0), {
             k: tuple(v) for k, v in json.loads(saved).items()}
+    ended = carry.read_ended(study_dir)
     outcome, results = _fit(spec, configs, study_dir, phase, tracking_uri, max_concurrent, out,
-                            f"study {spec.name!r} phase {phase}")
+                            f"study {spec.name!r} phase {phase}", ended)
     if outcome.interrupted:
         return outcome, None
-    outcomes = _tuning_outcomes(results, spec.tuning.metric)
+    outcomes = {**carry.tuning_outcomes(ended, configs),
+                **_tuning_outcomes(results, spec.tuning.metric)}
     write_text(uri, json.dumps(outcomes))
     return outcome, outcomes
 
@@ -421,7 +434,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
                out, tuning_only: bool = False) -> StudyOutcome:
     """The phases of a tuned study (see the module docstring); with `tuning_only`, the tuning
     phases only (the finals wait for a decision declared from their outcomes)."""
-    from harness.study import looks
+    from harness.study import carry, looks
     from harness.study.tracking import (
         ensure_arm_runs,
         finish_arm_runs,
@@ -447,6 +460,7 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     if state.looks and spec.decision is not None:  # a stop inside the last record is mended
         record_design(tracking_uri, spec, state, choices, saved_space.declared(study_dir))
     plan = looks.seed_counts(spec)
+    ended = carry.read_ended(study_dir)
     for index, count in enumerate(plan):
         earlier = plan[index - 1] if index else 0
         configs = looks.look_configs(spec, choices, earlier, count)
@@ -460,11 +474,14 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
         if len(plan) > 1:
             label += f" (seeds {earlier + 1}-{count} of at most {plan[-1]} per arm)"
         outcome, results = _fit(spec, configs, study_dir, phase, tracking_uri, max_concurrent,
-                                out, label)
+                                out, label, ended)
         total = _add(total, outcome)
         if outcome.interrupted:
             return total
-        state = looks.add_look(spec, choices, state, count, _final_outcomes(results))
+        order = {c["trial_key"]: i for i, c in enumerate(configs)}
+        records = sorted(carry.final_records(ended, configs) + _final_outcomes(results),
+                         key=lambda record: order[record["trial_key"]])
+        state = looks.add_look(spec, choices, state, count, records)
         write_text(state_uri, state.to_json())
         for line in looks.look_lines(spec, state):
             out(f"study {spec.name!r}: {line}")
@@ -556,8 +573,11 @@ def run_study(
     try:
         with _sigterm_stops_the_study():
             if spec.tuning is None:
+                from harness.study.carry import read_ended
+
                 outcome, _ = _fit(spec, trial_configs(spec), storage, spec.name, tracking_uri,
-                                  max_concurrent, out, f"study {spec.name!r}")
+                                  max_concurrent, out, f"study {spec.name!r}",
+                                  read_ended(experiment_dir))
             else:
                 outcome = _run_tuned(spec, storage, tracking_uri, max_concurrent, out,
                                      tuning_only)
