@@ -108,3 +108,31 @@ def test_the_looks_table_says_what_each_look_spent_and_decided():
     expected = spent([0.5, 1.0], 0.05, "obrien_fleming")
     assert list(table["α spent (cumulative)"]) == [f"{v:.3g}" for v in expected]
     assert table["decided here"].iloc[0] == "none" and table["decided here"].iloc[1].count(";") == 1
+
+
+def test_with_decided_cells_stop_the_replay_completes_looks_without_a_decided_cell():
+    """Looks at 12 and 20 seeds: the matched-lr accuracy test (L-Adam[lr=Adam] 0.9 vs Adam 0.8
+    on every seed, sign-flip p = 2/4096) is decided at look 1; the success test (both train on
+    every seed) stays open. The driver then runs look 2 without L-Adam[lr=Adam]: with
+    `decided_cells_stop` the replay takes that look, without it the look is incomplete."""
+    base = design()
+    spec = base.spec.model_copy(update={
+        "decision": base.spec.decision.model_copy(update={"looks": [12, 20],
+                                                          "decided_cells_stop": True}),
+        "tuning": base.spec.tuning.model_copy(update={"final_seeds": 20})})
+    seeds = spec.tuning.final_seed_list
+    look1 = finals(seeds[:12], {PLAIN: [0.8] * 12, NOISY: [0.9] * 12, CONTROL: [0.9] * 12,
+                                f"{NOISY}[sigma=0]": [0.5] * 12})
+    look2 = finals(seeds[12:], {PLAIN: [0.8] * 8, NOISY: [0.9] * 8,
+                                f"{NOISY}[sigma=0]": [0.5] * 8})
+    runs = pd.concat([look1, look2])
+    stopping = Design(spec, base.choices, None)
+    assert len(replay(stopping, runs).looks) == 2
+    table = verdict_table(stopping, runs)[0].set_index("hypothesis")
+    accuracy, success = table.index
+    assert (table.loc[accuracy, "verdict"], table.loc[accuracy, "look"],
+            table.loc[accuracy, "seeds"]) == ("supported", 1, 12)
+    assert (table.loc[success, "verdict"], table.loc[success, "seeds"]) == ("undecided", 20)
+    every = Design(spec.model_copy(update={"decision": spec.decision.model_copy(
+        update={"decided_cells_stop": False})}), base.choices, None)
+    assert len(replay(every, runs).looks) == 1

@@ -291,3 +291,39 @@ def test_a_declared_study_is_not_cut_into_depth_parts(capsys):
     assert main(["run", str(SMOKE_DECIDED), "--depths", "6", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "runs whole" in err and len(err.strip().splitlines()) == 1
+
+
+def test_with_decided_cells_stop_a_cell_only_decided_hypotheses_compare_stops(tmp_path):
+    """Accuracy (L-Adam[lr=Adam] vs Adam) decided at look 1, success (L-Adam vs Adam) open: with
+    `decided_cells_stop` look 2 drops L-Adam[lr=Adam] (at once, or after `secondary_seeds`)
+    and keeps Adam and L-Adam, which the open test compares; without it every cell runs."""
+    spec = spec_of(tmp_path, **{"decision.decided_cells_stop": True})
+    choices = _choices(spec, 5e-3, 1e-3)
+    plain, noisy = arms(spec)
+    accuracy, success = (h.name for h in looks.hypotheses(spec))
+    state = looks.LookState([{"count": 4, "outcomes": []}],
+                            {"looks": [{"look": 1, "rejected": [accuracy]}]})
+    assert looks.decided_before(state, 0) == frozenset()
+    assert looks.decided_before(state, 1) == {accuracy}
+
+    def cells_of(configs):
+        return {c["arm"] for c in configs}
+
+    control, sigma0 = f"{noisy.name}[lr=Adam]", f"{noisy.name}[sigma=0]"
+    decided = looks.decided_before(state, 1)
+    assert cells_of(looks.look_configs(spec, choices, 0, 4)) == {plain.name, noisy.name,
+                                                                control, sigma0}
+    assert cells_of(looks.look_configs(spec, choices, 4, 8, decided)) == {plain.name, noisy.name,
+                                                                          sigma0}
+    with_secondary = spec_of(tmp_path, **{"decision.decided_cells_stop": True,
+                                          "decision.secondary_seeds": 6})
+    late = looks.look_configs(with_secondary, choices, 4, 8, decided)
+    assert sorted((c["arm"], c["seed"]) for c in late if c["arm"] in (control, sigma0)) == [
+        (control, 6), (control, 7), (sigma0, 6), (sigma0, 7)]  # seeds 2-7: the first 6
+    both = looks.decided_before(looks.LookState([], {"looks": [
+        {"rejected": [accuracy]}, {"rejected": [success]}]}), 2)
+    assert cells_of(looks.look_configs(spec, choices, 4, 8, both)) == {sigma0}  # no test's
+    plain_rule = spec_of(tmp_path)
+    assert looks.look_configs(plain_rule, choices, 4, 8, decided) == \
+        final_configs(plain_rule, choices, [6, 7, 8, 9])
+    assert "stops at once too (decision.decided_cells_stop)" in "\n".join(power_lines(spec))

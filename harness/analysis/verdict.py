@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.study.looks import LookState, add_look, hypotheses, look_configs, seed_counts
+from harness.study.looks import (
+    LookState,
+    add_look,
+    decided_before,
+    hypotheses,
+    look_configs,
+    seed_counts,
+)
 from harness.study.run_schema import (
     DESIGN_CHOICES,
     DESIGN_DECLARED,
@@ -70,7 +77,8 @@ def replay(design: Design, finals: pd.DataFrame) -> LookState:
     state = LookState()
     earlier = 0
     for count in seed_counts(spec):
-        wanted = {(c["arm"], c["seed"]) for c in look_configs(spec, design.choices, earlier, count)}
+        wanted = {(c["arm"], c["seed"]) for c in look_configs(
+            spec, design.choices, earlier, count, decided_before(state, len(state.looks)))}
         if not wanted <= ended or state.stopped:
             break
         state = add_look(spec, design.choices, state, count,

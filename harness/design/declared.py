@@ -8,6 +8,8 @@ finding and the looks — written in the study file before any data exists.
       looks: [8, 16, 24, 32, 40]    # cumulative final seeds per arm at each look; last = maximum
       secondary_seeds: 16           # final cells no declared test compares stop at this many
                                     # seeds (null: they run every look's seeds)
+      decided_cells_stop: false     # true: a cell whose every hypothesis is decided stops too
+                                    # (at secondary_seeds, or at once without it)
       success_threshold: null       # a run trained: test accuracy > this (null: chance + 0.10)
       tests:
         - endpoint: success         # success | accuracy | accuracy_trained
@@ -98,6 +100,10 @@ class DecisionSpec(_Strict):
                                     "look; None: one look at tuning.final_seeds")
     secondary_seeds: int | None = Field(None, ge=1, description="final seeds of a cell no "
                                         "declared test compares; None: every look's")
+    decided_cells_stop: bool = Field(False, description="a compared cell whose every "
+                                     "hypothesis is decided runs no further look's seeds "
+                                     "beyond secondary_seeds (a rejected hypothesis stays "
+                                     "rejected: its later p-values are never read)")
     success_threshold: float | None = Field(None, ge=0, le=1)
     tests: list[DeclaredTest] = Field(min_length=1)
 

@@ -65,20 +65,42 @@ def seed_counts(spec: StudySpec) -> list[int]:
     return [len(spec.tuning.final_seed_list)]
 
 
-def look_configs(spec: StudySpec, choices: dict, earlier: int, count: int) -> list[dict]:
+def look_configs(spec: StudySpec, choices: dict, earlier: int, count: int,
+                 decided: frozenset[str] = frozenset()) -> list[dict]:
     """The final trials of the look that takes the cells from `earlier` to `count` seeds: every
     cell on final seeds earlier+1 … count, but a cell no declared hypothesis compares stops at
-    `decision.secondary_seeds` (it describes; the tests never read it)."""
+    `decision.secondary_seeds` (it describes; the tests never read it). With
+    `decision.decided_cells_stop`, so does a cell whose every hypothesis is in `decided`
+    (`decided_before`: rejected at an earlier look, so never tested again), at once when
+    `secondary_seeds` is not set."""
     from harness.study.tuning import final_configs
 
     seeds = spec.tuning.final_seed_list
     configs = final_configs(spec, choices, seeds[earlier:count])
-    secondary = spec.decision.secondary_seeds if spec.decision is not None else None
-    if secondary is None:
+    decision = spec.decision
+    if decision is None or (decision.secondary_seeds is None and not decision.decided_cells_stop):
         return configs
-    declared = {cell for h in hypotheses(spec) for cell in cells(spec, choices, h)}
-    kept = set(seeds[:secondary])
-    return [c for c in configs if c["arm"] in declared or c["seed"] in kept]
+    found = hypotheses(spec)
+    compared = {cell for h in found for cell in cells(spec, choices, h)}
+    tested = {cell for h in found if not (decision.decided_cells_stop and h.name in decided)
+              for cell in cells(spec, choices, h)}
+    secondary = None if decision.secondary_seeds is None else \
+        set(seeds[:decision.secondary_seeds])
+
+    def runs(config: dict) -> bool:
+        if config["arm"] in tested:
+            return True
+        if config["arm"] in compared:  # compared by decided hypotheses only
+            return secondary is not None and config["seed"] in secondary
+        return secondary is None or config["seed"] in secondary
+
+    return [c for c in configs if runs(c)]
+
+
+def decided_before(state: LookState, look: int) -> frozenset[str]:
+    """The hypotheses rejected (decided) at the looks before look number `look` + 1 of `state`."""
+    taken = state.decision.get("looks", [])[:look]
+    return frozenset(name for row in taken for name in row["rejected"])
 
 
 def hypotheses(spec: StudySpec) -> list[Hypothesis]:

@@ -64,7 +64,13 @@ def power_lines(spec) -> list[str]:
     if decision.secondary_seeds is not None:
         lines.append(f"final cells no declared test compares (other depths, optimizers, "
                      f"controls) stop at {decision.secondary_seeds} seeds "
-                     "(decision.secondary_seeds); the compared cells run every look")
+                     "(decision.secondary_seeds)" + ("" if decision.decided_cells_stop else
+                                                     "; the compared cells run every look"))
+    if decision.decided_cells_stop:
+        stop = f"{decision.secondary_seeds} seeds" if decision.secondary_seeds else "once"
+        lines.append("a compared cell whose every hypothesis is decided stops at "
+                     f"{stop} too (decision.decided_cells_stop): a rejected hypothesis is never "
+                     "tested again; the other cells run every look until the family is decided")
     for index, test in enumerate(decision.tests):
         mine = [h for h in found if h.test == index]
         effect = test.effect.effect()

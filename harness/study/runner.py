@@ -463,7 +463,8 @@ def _run_tuned(spec: StudySpec, storage: str, tracking_uri: str, max_concurrent:
     ended = carry.read_ended(study_dir)
     for index, count in enumerate(plan):
         earlier = plan[index - 1] if index else 0
-        configs = looks.look_configs(spec, choices, earlier, count)
+        configs = looks.look_configs(spec, choices, earlier, count,
+                                     looks.decided_before(state, index))
         if index < len(state.looks):
             total = _add(total, StudyOutcome(len(configs), len(configs), 0))
             continue
