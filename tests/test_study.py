@@ -293,6 +293,7 @@ def test_a_driver_stopped_before_tunes_first_save_starts_that_phase_afresh(tmp_p
     lines = []
     outcome = run_study(spec, tracking_uri=uri, storage_path=storage, out=lines.append)
     assert "study 'early': stopped before Tune saved any state; it starts afresh" in lines, lines
+    assert f"study 'early': MLflow {uri} (experiment 'early')" in lines  # a first start
     assert outcome.finished == outcome.total == len(configs) == 4
     runs = trial_runs(uri, "early")
     assert len(runs) == 4 and {r.data.tags["status"] for r in runs} == {"finished"}

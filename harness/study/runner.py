@@ -180,12 +180,16 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
     )
 
 
-def _state_saved(experiment_dir: str) -> bool:
-    """Whether Tune saved its experiment state in `experiment_dir`. A Tuner writes its tuner.pkl
-    when built; a driver stopped before Tune's first state save leaves that file alone, and a
-    restore from it fails inside Tune (its trials have no config)."""
+def _resumable(experiment_dir: str) -> bool:
+    """Whether Tune can restore `experiment_dir`: a Tuner was built there and Tune saved its
+    experiment state. A Tuner writes its tuner.pkl when built; a driver stopped before Tune's
+    first state save leaves that file alone, and a restore from it fails inside Tune (its
+    trials have no config)."""
     import pyarrow.fs
+    from ray import tune
 
+    if not tune.Tuner.can_restore(experiment_dir):
+        return False
     filesystem, path = pyarrow.fs.FileSystem.from_uri(experiment_dir)  # resolve_storage's
     return any(Path(info.path).name.startswith(TUNE_STATE_PREFIX)
                for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)))
@@ -204,12 +208,11 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
     carried = {c["trial_key"] for c in configs} & set(ended or {})
     keys = {c["trial_key"] for c in configs} - carried
     experiment_dir = f"{storage.rstrip('/')}/{name}"
-    restorable = tune.Tuner.can_restore(experiment_dir)
-    if restorable and not _state_saved(experiment_dir):
+    restorable = _resumable(experiment_dir)
+    if not restorable and tune.Tuner.can_restore(experiment_dir):
         out(f"{label}: stopped before Tune saved any state; it starts afresh")
-        restorable = False
     if restorable:
-        done = len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
+        done = len(carried) + len(finished_trial_keys(tracking_uri, spec.experiment_name) & keys)
         out(f"resuming {label}: {done} of {len(configs)} trials finished, "
             f"{len(configs) - done} to go")
         tuner = tune.Tuner.restore(experiment_dir, trainable=_trainable(spec),
@@ -535,8 +538,6 @@ def run_study(
     `tuning_only`, a tuned study stops once every arm's choice is saved."""
     import shutil
 
-    from ray import tune
-
     from harness.study.tracking import close_running_runs, discard_trial_runs
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
@@ -563,8 +564,7 @@ def run_study(
         shutil.rmtree(experiment_dir, ignore_errors=True)
         discarded = discard_trial_runs(tracking_uri, spec.experiment_name)
         out(f"restart: old Tune state removed, {discarded} old MLflow runs moved to MLflow's trash")
-    if not any(tune.Tuner.can_restore(d) for d in (experiment_dir,
-                                                      f"{experiment_dir}/{PHASE_TUNE}")):
+    if not any(_resumable(d) for d in (experiment_dir, f"{experiment_dir}/{PHASE_TUNE}")):
         out(f"study {spec.name!r}: MLflow {tracking_uri} (experiment {spec.experiment_name!r})")
         saved_space.save(spec, experiment_dir)
     elif max_concurrent is not None and not embedded:
