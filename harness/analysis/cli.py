@@ -122,24 +122,30 @@ def success_threshold(text: str | None) -> float | None:
     return value
 
 
+def study_from_mlflow(study: str, tracking_uri: str | None, per_arm: tuple[str, ...] = ()):
+    """The study named (or numbered) `study` in the MLflow store (default: the environment's);
+    an unknown study or store is refused in one line before MLflow's and pandas' imports."""
+    from harness.study.tracking_uri import (
+        default_tracking_uri,
+        find_experiment,
+        mlflow_client,
+        refuse_unknown_study,
+    )
+
+    uri = tracking_uri or default_tracking_uri()
+    refuse_unknown_study(uri, study)  # a SQLite store: before MLflow's import
+    find_experiment(mlflow_client(uri), study, uri)  # refused before pandas' import
+    from harness.analysis.load import load_study
+
+    return load_study(study, uri, per_arm=per_arm)
+
+
 def load(args: argparse.Namespace):
     """The study to analyse: from MLflow, or from the exported folder of `--from`."""
     if args.from_dirs is None:
         if args.study is None:
             raise HarnessError("give a STUDY (MLflow experiment name or id), or --from DIR")
-        from harness.study.tracking_uri import (
-            default_tracking_uri,
-            find_experiment,
-            mlflow_client,
-            refuse_unknown_study,
-        )
-
-        uri = args.tracking_uri or default_tracking_uri()
-        refuse_unknown_study(uri, args.study)  # a SQLite store: before MLflow's import
-        find_experiment(mlflow_client(uri), args.study, uri)  # refused before pandas' import
-        from harness.analysis.load import load_study
-
-        return load_study(args.study, uri, per_arm=_names(args.per_arm))
+        return study_from_mlflow(args.study, args.tracking_uri, _names(args.per_arm))
     from harness.analysis.export import META, load_exported
 
     if args.per_arm:

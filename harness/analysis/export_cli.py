@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.analysis.cli import study_from_mlflow
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -43,20 +45,9 @@ def run(args: argparse.Namespace) -> int:
         write_ended,
     )
     from harness.study.runner import resolve_storage
-    from harness.study.tracking_uri import (
-        default_tracking_uri,
-        find_experiment,
-        mlflow_client,
-        refuse_unknown_study,
-    )
 
-    uri = args.tracking_uri or default_tracking_uri()
-    refuse_unknown_study(uri, args.study)
-    find_experiment(mlflow_client(uri), args.study, uri)
+    study = study_from_mlflow(args.study, args.tracking_uri)
     from harness.analysis.export import export_study
-    from harness.analysis.load import load_study
-
-    study = load_study(args.study, uri)
     out = Path(args.out)
     export_study(study, out)
     phases = study.trials["phase"].fillna("-").value_counts().to_dict()
