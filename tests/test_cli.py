@@ -42,6 +42,35 @@ def test_run_needs_a_file_or_resume(capsys):
     assert "either a search-space file or --resume NAME, not both" in capsys.readouterr().err
 
 
+def test_the_resume_line_keeps_where_the_study_lives_and_tuning_only(monkeypatch):
+    """A --tuning-only run resumed without --tuning-only would run its finals before their
+    decision is declared; the printed command keeps it, and the store it ran in."""
+    import shlex
+
+    from harness.study.cli import _resume_told, resume_command
+    from harness.study.runner import RESUME_ENV, _resume_command
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/a store/mlflow.db")
+    monkeypatch.delenv(RESUME_ENV, raising=False)
+    args = build_parser().parse_args(["run", "search_spaces/smoke.yaml", "--tuning-only",
+                                      "--storage-path", "/tmp/a store", "--max-concurrent", "1"])
+    line = resume_command(args, "smoke")
+    again = build_parser().parse_args(shlex.split(line)[1:])
+    assert (again.resume, again.space, again.tuning_only, again.storage_path,
+            again.tracking_uri, again.max_concurrent) == \
+        ("smoke", None, True, "/tmp/a store", "sqlite:////tmp/a store/mlflow.db", 1)
+    spec = type("Spec", (), {"name": "smoke"})
+    with _resume_told(args, "smoke"):
+        assert _resume_command(spec) == line
+    assert RESUME_ENV not in os.environ
+    monkeypatch.setenv(RESUME_ENV, "harness submit space.yaml --address A")  # a submitted job's
+    with _resume_told(args, "smoke"):
+        assert _resume_command(spec) == "harness submit space.yaml --address A"
+    plain = build_parser().parse_args(["run", "--resume", "smoke"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resume_command(plain, "smoke") == "harness run --resume smoke"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,6 +15,9 @@ tuning.final_seeds until the finals start.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -215,6 +218,37 @@ def _load(args: argparse.Namespace):
     return spec, args.space
 
 
+def resume_command(args: argparse.Namespace, name: str) -> str:
+    """The command that goes on with this run of study `name` where it stopped: `--resume NAME`
+    with the flags that say where the study lives and how it runs. A `--tuning-only` run resumes
+    tuning-only, so its finals still wait for the decision declared from the tuning outcomes;
+    an MLflow store named by MLFLOW_TRACKING_URI is written out, for a shell without it."""
+    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    flags = [item for flag, value in (("--storage-path", args.storage_path),
+                                      ("--tracking-uri", tracking_uri),
+                                      ("--address", args.address),
+                                      ("--max-concurrent", args.max_concurrent))
+             if value is not None for item in (flag, str(value))]
+    return shlex.join(["harness", "run", "--resume", name, *flags,
+                       *(["--tuning-only"] if args.tuning_only else [])])
+
+
+@contextmanager
+def _resume_told(args: argparse.Namespace, name: str):
+    """The runner's resume line (`RESUME_ENV`) names `resume_command` while the study runs,
+    unless a submitted job already set its own (`harness submit ...`)."""
+    from harness.study.runner import RESUME_ENV
+
+    if RESUME_ENV in os.environ:
+        yield
+        return
+    os.environ[RESUME_ENV] = resume_command(args, name)
+    try:
+        yield
+    finally:
+        del os.environ[RESUME_ENV]
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.console import quiet_start
 
@@ -248,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         files = adopt_state(args.state_from, study_dir)
         print(f"study {spec.name!r}: state carried from {args.state_from} into {study_dir} "
               f"({', '.join(files)})", flush=True)
-    with study_log(study_dir, args.verbose) as log:
+    with study_log(study_dir, args.verbose) as log, _resume_told(args, spec.name):
         if log:
             print(f"study {spec.name!r}: Ray, Tune and MLflow detail in {log}", flush=True)
         outcome = run_study(
