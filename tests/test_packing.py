@@ -204,6 +204,33 @@ def test_a_diverging_member_is_masked_and_the_others_train_as_alone():
     np.testing.assert_allclose(dropped[:, 0], alone[:, 0], rtol=1e-5)
 
 
+def test_a_member_trains_bit_for_bit_alike_whatever_its_partners_in_a_pack_of_one_size():
+    """A trial's numbers are a function of its config, its seed and its pack's size: member 0
+    (Langevin Adam, its own noise seed) with another partner, another learning rate and σ gives
+    the same losses to the last bit (a pack-wide noise draw, or any mixing across members,
+    would not)."""
+    from harness.optimizers import LAdam
+    from harness.optimizers.schedules import from_spec
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 32, 2, 8, 8, 1)).astype("float32")  # [step, B, K, ...]
+    y = rng.integers(0, 10, size=(4, 32, 2)).astype("int64")
+
+    def member_zero(partner: int, rate: float, sigma: float):
+        packed = build_packed("dense", 2, (8, 8, 1), 10, 2, width=16)
+        load_members(packed, _member_models([0, partner]))
+        optimizer = LAdam(learning_rate=from_spec([1e-2, rate], None, 1),
+                          sigma=from_spec([1e-2, sigma], None, 1), seed=[0, partner])
+        trainer = PackedTrainer(packed, optimizer)
+        losses = [trainer.fit_epoch([(xb, yb)])[0][0] for xb, yb in zip(x, y, strict=True)]
+        return np.array(losses), packed.trainable_variables[0].numpy()[0]
+
+    losses, kernel = member_zero(1, 1e-3, 0.0)
+    other_losses, other_kernel = member_zero(5, 3e-2, 1e-1)
+    np.testing.assert_array_equal(losses, other_losses)
+    np.testing.assert_array_equal(kernel, other_kernel)
+
+
 # -- a pack against its members alone, in a Ray worker -------------------------------------------
 
 def _varied(configs: list[dict], rates, sigmas) -> list[dict]:
