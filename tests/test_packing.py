@@ -23,6 +23,7 @@ from harness.packing.train import PackedTrainer
 from harness.study.packs import (
     PACK_MEMBERS,
     auto_pack_size,
+    cpu_pack_cap,
     largest_group,
     member_results,
     pack_configs,
@@ -101,33 +102,49 @@ def test_a_pack_result_is_read_back_per_member(tmp_path):
 
 
 def test_auto_packing_takes_the_group_the_cpu_cap_and_the_memory(tmp_path, monkeypatch):
-    from harness.study import packs
+    from harness.packing import cpu_seconds
 
     _, spec = smoke_space(tmp_path, seeds=list(range(20)), packing="auto",
                           model={"family": "dense", "depths": [2]},
                           optimizers=[{"base": "adam", "learning_rate": 1e-3}])
     configs = trial_configs(spec)
     k, why = auto_pack_size(spec, configs)
-    assert k == 16 and "at most 16 on CPU" in why
-    assert "dense packs measured most trials/hour at K = 16 on a CPU" in why
-    assert "8: x3.17" in why and "16: x5.21" in why
+    assert k == 16 and "at most 16 on CPU" in why and "steps train fastest in packs of 16 on a CPU" in why
     assert auto_pack_size(spec, configs[:5])[0] == 5
-    # where K = 8 had measured best, 8 is the cap
-    monkeypatch.setitem(packs.CPU_SPEEDUP, "dense", {4: 1.5, 8: 3.0, 16: 2.0})
+    # where packs of 8 train the most trials per hour, 8 is the cap
+    monkeypatch.setitem(cpu_seconds.CPU_SECONDS, "dense", {
+        1: {"graph": (5.0, 7.0)}, 8: {"graph": (6.0, 9.0)}, 16: {"graph": (30.0, 60.0)}})
     assert auto_pack_size(spec, configs)[0] == 8
     monkeypatch.setenv("HARNESS_TRIAL_MEMORY_GB", str(3 * 9000 * 4 / 2**30))  # ~3 members' worth
     assert 1 <= auto_pack_size(spec, configs)[0] < 8
 
 
-def test_auto_packing_stays_unpacked_where_packs_did_not_pay(tmp_path, monkeypatch):
-    from harness.study import packs
+def test_the_cpu_pack_size_follows_the_trial_length():
+    """Trials per hour = 3600 K / t_K(steps) on the line through the two measured lengths, each
+    pack in its step mode: a dense pack of 16 at 318 steps under XLA (48.9 s) gives
+    3600 · 16 / 48.9 = 1178, the unpacked trial 3600 / 7.20 = 500; a study's conv + dense trial
+    (10 epochs of MNIST, 1060 steps) trains fastest unpacked, a short one in packs."""
+    k, why = cpu_pack_cap("dense", 318)
+    assert k == 16 and "16: 1178" in why and "unpacked: 500" in why
+    assert cpu_pack_cap("dense", 318, jit_compile=False)[1].count("16: 938") == 1  # graph: 61.4 s
+    assert cpu_pack_cap("conv_dense", 1060)[0] == 1
+    assert cpu_pack_cap("conv_dense", 1060)[1].startswith(
+        "conv_dense trials of 1060 steps train fastest unpacked on a CPU")
+    assert cpu_pack_cap("conv_dense", 54)[0] > 1
+    assert cpu_pack_cap("resnet", 1060) == (
+        1, "no CPU measurement of resnet trials (benchmarks/packing.py)")
+
+
+def test_auto_packing_stays_unpacked_where_packs_do_not_pay(tmp_path, monkeypatch):
+    from harness.packing import cpu_seconds
 
     _, spec = smoke_space(tmp_path, seeds=list(range(12)), packing="auto",
                           model={"family": "dense", "depths": [2]},
                           optimizers=[{"base": "adam", "learning_rate": 1e-3}])
-    monkeypatch.setitem(packs.CPU_SPEEDUP, "dense", {8: 0.9, 16: 0.95})
+    monkeypatch.setitem(cpu_seconds.CPU_SECONDS, "dense", {
+        1: {"graph": (1.0, 2.0)}, 8: {"graph": (9.0, 17.0)}, 16: {"graph": (18.0, 34.0)}})
     k, why = auto_pack_size(spec, trial_configs(spec))
-    assert k == 1 and "measured no faster than unpacked trials" in why and "16: x0.95" in why
+    assert k == 1 and "train fastest unpacked on a CPU" in why
 
 
 @pytest.mark.parametrize("field, value, message", [

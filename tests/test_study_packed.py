@@ -120,6 +120,29 @@ def test_a_packed_tuned_study_chooses_and_records_what_the_unpacked_one_does(tmp
     _same_records(_records(uris["alone"], "tuned"), _records(uris["packed"], "tuned"), rel=1e-3)
 
 
+def test_a_study_auto_leaves_unpacked_trains_and_records_its_trials_as_an_unpacked_one(
+        tmp_path, monkeypatch):
+    """Where `packing: auto` finds unpacked trials fastest (conv + dense at a study's length on
+    a CPU), packs of one would train slower than their trials alone: the trials run unpacked,
+    recorded as the unpacked study records them, to the last bit, and with no pack tags."""
+    from harness.packing import cpu_seconds
+
+    monkeypatch.setitem(cpu_seconds.CPU_SECONDS, "dense", {
+        1: {"graph": (1.0, 2.0)}, 8: {"graph": (9.0, 17.0)}})  # unpacked fastest at any length
+    uris, outcome, lines = _run_both(tmp_path, "single", "smoke.yaml", "auto", seeds=[0, 1],
+                                     epochs=2, model={"family": "dense", "depths": [2]})
+    assert (outcome.total, outcome.finished, outcome.errored) == (4, 4, 0)
+    assert any("packing auto: 4 trials, unpacked (dense trials of" in line for line in lines), \
+        lines
+    alone, ours = (_records(uris[p], "single") for p in ("alone", "packed"))
+    assert sorted(ours) == sorted(alone)
+    for key, record in alone.items():
+        assert not set(PACK_TAGS) & set(ours[key]["tags"]), key
+        for name in ("epoch_time_s", "images_per_s"):  # wall time
+            record["metrics"].pop(name), ours[key]["metrics"].pop(name)
+        assert ours[key] == record, key
+
+
 def test_each_pack_trains_in_a_fresh_worker_process(tmp_path):
     """A worker that trained pack after pack kept growing, so packs do not reuse Tune's actors:
     two packs one after the other run in two processes (Tune's own `pid` of each result)."""

@@ -139,13 +139,19 @@ def _restore(directory: Path, model, optimizer) -> dict:
 
 
 def train_pack(tune_config: dict) -> None:
-    """Ray Tune function trainable over the param space {"trial": pack config}; returns None."""
+    """Ray Tune function trainable over the param space {"trial": pack config}; returns None.
+    A trial config that is no pack (a packed study's trials where `packing: auto` chose K = 1)
+    trains as `trial.train_trial`."""
     import keras
     import tensorflow as tf
     from ray import tune
 
     from harness.packing.train import PackedTrainer, zip_members
 
+    if PACK_MEMBERS not in tune_config["trial"]:
+        from harness.study.trial import train_trial
+
+        return train_trial(tune_config)
     members = tune_config["trial"][PACK_MEMBERS]
     check_members(members)
     first = members[0]

@@ -12,10 +12,12 @@ noisy, no other noise; a pack holds at most K. A pack is one Tune trial,
 MLflow run, as if it had run alone.
 
 `auto` takes K = min(the largest group, K_max, what fits the memory), the memory per member
-estimated by `limits.trial_bytes`. With a GPU K_max = 32. On CPUs K_max is the pack size whose
-packs measured the most trials per hour against the family's unpacked trials
-(`CPU_SPEEDUP`, from `benchmarks/packing.py` on the 2-core CPU: 16 for the three packable
-families); a family with no pack size that measured faster stays unpacked (K = 1). It says why.
+estimated by `limits.trial_bytes`. With a GPU K_max = 32. On CPUs K_max is the pack size that
+trains the study's trials fastest at their length: K / t_K(steps) trials per second, t_K the
+whole-trial seconds measured at two lengths (`packing.cpu_seconds`, the unpacked trial K = 1
+among them), in the step mode the pack would take. Packs pay on short trials, which share their
+fixed cost; on long ones the step decides: conv + dense trials as long as a study's train
+faster unpacked. It says why.
 """
 
 from __future__ import annotations
@@ -32,26 +34,31 @@ MEMBER_FIELDS = ("seed", "learning_rate", "sigma", "trial_key", "optimizer", "va
 NOISE_FIELDS = ("sigma_schedule", "layer_fraction")
 AUTO = "auto"
 AUTO_MAX_GPU = 32
-# Trials per hour of packs of K over unpacked trials of the family, depth 20, on the 2-core CPU
-# (benchmarks/README.md, "Figures per family", benchmarks/packing.py); `auto` takes the best K.
-CPU_SPEEDUP = {"dense": {4: 1.64, 8: 3.17, 16: 5.21},
-               "conv_dense": {4: 1.42, 8: 1.73, 16: 2.11},
-               "highway": {4: 2.66, 8: 4.05, 16: 4.79}}
+# on CPUs no pack above 16: K = 32 was measured once, on a loaded machine, its 318-step times
+# disagreeing with its CPU times (benchmarks/README.md)
+AUTO_MAX_CPU = 16
+def cpu_pack_cap(family: str, steps: int, jit_compile="auto") -> tuple[int, str]:
+    """(K_max, why) on CPUs for trials of `steps` training steps: the measured size up to
+    AUTO_MAX_CPU (the unpacked trial, K = 1, among them) with the most trials per hour,
+    3600 · K / t_K(steps), each pack in the step mode `xla_compiles` gives it."""
+    from harness.packing.cpu_seconds import CPU_SECONDS, seconds_at
+    from harness.packing.step_mode import xla_compiles
 
+    measured = {k: times for k, times in CPU_SECONDS.get(family, {}).items() if k <= AUTO_MAX_CPU}
+    if 1 not in measured:
+        return 1, f"no CPU measurement of {family} trials (benchmarks/packing.py)"
 
-def cpu_pack_cap(family: str) -> tuple[int, str]:
-    """(K_max, why) on CPUs: the measured pack size with the most trials per hour, or 1 where
-    none beat the unpacked trials."""
-    measured = CPU_SPEEDUP.get(family)
-    if not measured:
-        return 1, f"no CPU measurement of {family} packs (benchmarks/packing.py)"
-    best = max(measured, key=measured.get)
-    table = ", ".join(f"{k}: x{v:g}" for k, v in sorted(measured.items()))
-    if measured[best] <= 1.0:
-        return 1, (f"{family} packs measured no faster than unpacked trials on CPUs ({table}, "
-                   f"benchmarks/README.md)")
-    return best, (f"{family} packs measured most trials/hour at K = {best} on a CPU "
-                  f"(speed-up {table})")
+    def per_hour(k: int) -> float:
+        mode = "xla" if k > 1 and xla_compiles(family, k, jit_compile, steps, False)[0] \
+            else "graph"
+        return 3600 * k / seconds_at(measured[k].get(mode, measured[k]["graph"]), steps)
+
+    best = max(measured, key=per_hour)
+    table = ", ".join(f"{'unpacked' if k == 1 else k}: {per_hour(k):.0f}"
+                      for k in sorted(measured))
+    fastest = "unpacked" if best == 1 else f"in packs of {best}"
+    return best, (f"{family} trials of {steps} steps train fastest {fastest} on a CPU "
+                  f"(trials/hour from the measured times: {table}; benchmarks/README.md)")
 
 
 def member_configs(config: dict) -> list[dict]:
@@ -140,7 +147,8 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
     from harness.study.limits import memory_limit_bytes, network_size, trial_bytes
 
     device = "gpu" if spec.resources.gpu else "cpu"
-    cap, measured = (AUTO_MAX_GPU, "") if device == "gpu" else cpu_pack_cap(spec.model.family)
+    cap, measured = (AUTO_MAX_GPU, "") if device == "gpu" else cpu_pack_cap(
+        spec.model.family, max(map(train_steps, configs)), configs[0]["jit_compile"])
     if cap == 1:
         return 1, measured
     group = largest_group(configs)
@@ -164,17 +172,23 @@ def auto_pack_size(spec, configs: list[dict]) -> tuple[int, str]:
 
 def pack_step(pack: dict, on_gpu: bool) -> tuple[bool, str]:
     """(whether the pack steps under XLA, why): `packing.step_mode.xla_compiles` for its family,
-    size, `jit_compile` and the training steps of its whole trial (epochs × batches of its
-    training split, from the dataset's sizes: nothing is read)."""
-    from harness.data.catalog import dataset_info
+    size, `jit_compile` and the training steps of its whole trial (`train_steps`)."""
     from harness.packing.step_mode import xla_compiles
 
     members = pack[PACK_MEMBERS]
     first = members[0]
-    info = dataset_info(first["dataset"], **first["dataset_options"])
-    train, _ = info.split_sizes(first["validation_size"], first["limit"])
-    steps = first["epochs"] * -(-train // first["batch_size"])
-    return xla_compiles(first["model"], len(members), first["jit_compile"], steps, on_gpu)
+    return xla_compiles(first["model"], len(members), first["jit_compile"], train_steps(first),
+                        on_gpu)
+
+
+def train_steps(config: dict) -> int:
+    """A trial's training steps: epochs × batches of its training split (from the dataset's
+    sizes: nothing is read)."""
+    from harness.data.catalog import dataset_info
+
+    info = dataset_info(config["dataset"], **config["dataset_options"])
+    train, _ = info.split_sizes(config["validation_size"], config["limit"])
+    return config["epochs"] * -(-train // config["batch_size"])
 
 
 def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
@@ -189,15 +203,15 @@ def pack_size(spec, configs: list[dict]) -> tuple[int, str]:
 def packed(spec, configs: list[dict]) -> tuple[list[dict], list[str]]:
     """(the trials as packs, what the run says of them): how many packs of at most what size and
     why, and each pack step mode with how many packs take it and why (`pack_step`, on a GPU
-    where the study's trials ask for one)."""
+    where the study's trials ask for one). Where the size is 1 the trials themselves, unpacked."""
     size, why = pack_size(spec, configs)
+    if size == 1:  # a pack of one trains slower than its trial alone (benchmarks/README.md)
+        return configs, [f"packing {spec.packing}: {len(configs)} trials, unpacked ({why})"]
     packs = pack_configs(configs, size)
-    lines = [f"packing {spec.packing}: {len(configs)} trials in {len(packs)} packs of at most "
-             f"{size} ({why})"]
-    if size > 1:
-        on_gpu = bool(spec.resources.gpu)
-        modes = Counter(pack_step(pack, on_gpu) for pack in packs)
-        lines += [f"pack step on the {'GPU' if on_gpu else 'CPU'}: "
-                  f"{'XLA' if xla else 'graph mode'} for {count} packs ({why_step})"
-                  for (xla, why_step), count in sorted(modes.items())]
-    return packs, lines
+    on_gpu = bool(spec.resources.gpu)
+    modes = Counter(pack_step(pack, on_gpu) for pack in packs)
+    return packs, [f"packing {spec.packing}: {len(configs)} trials in {len(packs)} packs of at "
+                   f"most {size} ({why})",
+                   *(f"pack step on the {'GPU' if on_gpu else 'CPU'}: "
+                     f"{'XLA' if xla else 'graph mode'} for {count} packs ({why_step})"
+                     for (xla, why_step), count in sorted(modes.items()))]

@@ -122,7 +122,9 @@ def _check_resources(spec: StudySpec, where: str, embedded: bool, out=print) -> 
 
 
 def _trainable(spec: StudySpec):
-    """One trial per Tune trial, or (a packed study) one pack per Tune trial."""
+    """One trial per Tune trial, or (a packed study) one pack per Tune trial: `train_pack`, which
+    trains a trial that `packing: auto` left unpacked as `train_trial` does (one trainable name
+    per study, as Tune's restore asks)."""
     from ray import tune
 
     if spec.packing:
@@ -163,7 +165,7 @@ def _new_tuner(spec: StudySpec, configs: list[dict], storage: str, name: str,
             # pack after pack grew (dense-40/50 packs of 16 on MNIST: 5.8-6.2 GB resident after
             # its first pack, 7.6-8.0 GB half an hour later), so each pack gets a fresh process
             # (seconds of TensorFlow start against minutes of training)
-            reuse_actors=not spec.packing,
+            reuse_actors=not any(PACK_MEMBERS in config for config in configs),
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
