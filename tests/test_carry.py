@@ -70,3 +70,30 @@ def test_ended_trials_become_the_outcomes_and_records_of_their_phase(tmp_path):
     assert final_records(ended, configs[1:]) == [
         {"trial_key": "k3", "arm": "arm-k3", "seed": 2, "status": "diverged",
          "test_accuracy": None}]
+
+
+def test_a_packed_phase_packs_only_the_trials_that_had_not_ended(tmp_path, monkeypatch):
+    """Carried trials are not run again: the packs Tune gets hold the other trials alone."""
+    from study_helpers import smoke_space
+
+    from harness.study import runner
+    from harness.study.packs import member_configs
+    from harness.study.space import trial_configs
+
+    _, spec = smoke_space(tmp_path, seeds=[0, 1, 2, 3], packing=2,
+                          model={"family": "dense", "depths": [2]})
+    configs = trial_configs(spec)
+    ended = {c["trial_key"]: {"status": "finished", "values": [0.5], "test_accuracy": 0.5}
+             for c in configs[::2]}
+    given = []
+
+    def new_tuner(spec, runs, *args):
+        given.extend(runs)
+        raise KeyboardInterrupt  # stop before Ray: the packs are what is checked
+
+    monkeypatch.setattr(runner, "_new_tuner", new_tuner)
+    with pytest.raises(KeyboardInterrupt):
+        runner._fit(spec, configs, str(tmp_path / "results"), "phase", "sqlite:///none.db", 1,
+                    print, "phase", ended)
+    members = [m["trial_key"] for pack in given for m in member_configs(pack)]
+    assert sorted(members) == sorted(c["trial_key"] for c in configs[1::2])

@@ -228,7 +228,7 @@ def _fit(spec: StudySpec, configs: list[dict], storage: str, name: str, tracking
             return StudyOutcome(len(configs), len(carried), 0), []
         out(f"{label}: {len(runs)} trials, results in {experiment_dir}")
         if spec.packing:
-            runs, lines = packed(spec, configs)
+            runs, lines = packed(spec, runs)
             for line in lines:
                 out(f"{label}: {line}")
         tuner = _new_tuner(spec, runs, storage, name, tracking_uri, max_concurrent, len(configs))
